@@ -1,0 +1,55 @@
+# SpikeGate — the two commands: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SWIFT ?= swift
+# Debian packages the build and the tests need (hiredis headers, a real redis-server).
+DEPS_PACKAGES := pkg-config libhiredis-dev redis-server
+# Extra packages only the side-by-side benchmarks need.
+BENCH_PACKAGES := redis-tools
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+
+.PHONY: help deps deps-bench build release test demo bench-redis clean
+
+help:
+	@echo "make demo         install missing packages, build, run the flash-sale demo"
+	@echo "make test         install missing packages, build, run the whole test suite"
+	@echo "make deps         install missing Debian packages ($(DEPS_PACKAGES))"
+	@echo "make build        debug build"
+	@echo "make release      release build"
+	@echo "make bench-redis  GateRedis vs redis-benchmark on the same server, as ratios"
+
+# Installs only what is missing; `apt-get update` runs once, and only when something is missing.
+deps:
+	@missing=""; for p in $(DEPS_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system packages present: $(DEPS_PACKAGES) $(EXTRA_PACKAGES)"; fi
+
+deps-bench:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Grows into the full flash-sale demo (issue: traffic replay and demo). For now: build, start a
+# private redis-server, and show the client working against it.
+demo: release
+	@bash Deploy/demo.sh
+
+bench-redis: deps-bench release
+	@bash Deploy/bench/bench-redis.sh
+
+clean:
+	rm -rf .build

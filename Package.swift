@@ -1,0 +1,93 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "SpikeGate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "spikegate", targets: ["spikegate"]),
+        .library(name: "GateCore", targets: ["GateCore"]),
+        .library(name: "GateRedis", targets: ["GateRedis"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // libhiredis from Debian (libhiredis-dev): its RESP reader parses every reply.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
+        ),
+        // Pure decisions: no NIO, no sockets, no files; time and randomness come in as parameters.
+        .target(
+            name: "GateCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GateRedis",
+            dependencies: [
+                "CHiredis",
+                "GateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "spikegate",
+            dependencies: [
+                "GateCore",
+                "GateRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Real processes for the tests: a redis-server on a free port or a unix socket.
+        .target(
+            name: "GateTestSupport",
+            dependencies: [
+                "GateRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/GateTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GateCoreTests",
+            dependencies: ["GateCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GateRedisTests",
+            dependencies: [
+                "GateRedis",
+                "GateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SpikegateTests",
+            dependencies: ["spikegate", "GateCore", "GateTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,193 @@
+import GateCore
+import Logging
+import NIOCore
+
+/// An asynchronous Redis client on SwiftNIO, built for a gateway's hot path.
+///
+/// - Stateless commands go over one multiplexed connection per event loop: callers on that loop
+///   never take a lock or hop threads, and everything sent in one tick leaves in one write.
+/// - Sequences that need a connection of their own (`WATCH` … `EXEC`) lease one from a bounded
+///   per-loop pool with `withConnection` / `leaseConnection`.
+/// - Every command has a deadline (`commandTimeout`); a lost connection is re-dialled with
+///   back-off; a circuit breaker fails commands at once while Redis is down.
+/// - Every failure is a `RedisError` with a `code`.
+///
+/// Future-returning methods suit NIO handlers (pass the handler's event loop); the `async` ones
+/// suit everything else. Call `shutdown()` before the event loop group goes away.
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    private let group: any EventLoopGroup
+    private let nodes: [RedisNode]
+    private let nodesByLoop: [ObjectIdentifier: RedisNode]
+
+    /// Creates a client whose connections live on `eventLoopGroup`; nothing is dialled until
+    /// `connect()` or the first command.
+    public init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger = Logger(label: "spikegate.redis")) {
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        let nodes = eventLoopGroup.makeIterator().map { loop in
+            RedisNode(eventLoop: loop, configuration: configuration, logger: logger)
+        }
+        self.nodes = nodes
+        self.nodesByLoop = Dictionary(uniqueKeysWithValues: nodes.map { (ObjectIdentifier($0.eventLoop), $0) })
+    }
+
+    /// The node of `eventLoop` if it belongs to the group, else the group's next loop's.
+    private func node(for eventLoop: (any EventLoop)?) -> RedisNode {
+        if let eventLoop, let node = self.nodesByLoop[ObjectIdentifier(eventLoop)] {
+            return node
+        }
+        let loop = self.group.any()
+        return self.nodesByLoop[ObjectIdentifier(loop)] ?? self.nodes[0]
+    }
+
+    private func deadline() -> NIODeadline {
+        NIODeadline.now() + self.configuration.commandTimeout.timeAmount
+    }
+
+    // MARK: Stateless commands
+
+    /// Sends `command` on the shared connection of `eventLoop` (the current loop when `nil`).
+    ///
+    /// The future completes on that loop with the reply; a server error reply fails it with
+    /// `serverError`.
+    public func send(_ command: RedisCommand, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RESPValue> {
+        let node = self.node(for: eventLoop)
+        let promise = node.eventLoop.makePromise(of: RESPValue.self)
+        let request = RedisRequest(payload: .single(command, promise), deadline: self.deadline())
+        if node.eventLoop.inEventLoop {
+            node.send(request)
+        } else {
+            node.eventLoop.execute { node.send(request) }
+        }
+        return promise.futureResult
+    }
+
+    /// Sends `commands` back to back on one shared connection; the replies come back in order,
+    /// server errors in place as `RESPValue.error`. One deadline covers the whole batch.
+    public func pipeline(_ commands: [RedisCommand], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<[RESPValue]> {
+        let node = self.node(for: eventLoop)
+        let promise = node.eventLoop.makePromise(of: [RESPValue].self)
+        let request = RedisRequest(payload: .batch(commands, promise), deadline: self.deadline())
+        if node.eventLoop.inEventLoop {
+            node.send(request)
+        } else {
+            node.eventLoop.execute { node.send(request) }
+        }
+        return promise.futureResult
+    }
+
+    /// Runs `script` with `EVALSHA` (loading it on `NOSCRIPT`) on the shared connection.
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [String] = [],
+        arguments: [RedisArgument] = [],
+        on eventLoop: (any EventLoop)? = nil
+    ) -> EventLoopFuture<RESPValue> {
+        let loop = self.node(for: eventLoop).eventLoop
+        return script.evaluate(keys: keys, arguments: arguments) { command in
+            self.send(command, on: loop)
+        }
+    }
+
+    /// Loads `script` into Redis's script cache now (warm-up), so the first purchase needs no load.
+    public func load(_ script: RedisScript, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<Void> {
+        let expected = script.sha1
+        return self.send(script.loadCommand, on: eventLoop).flatMapThrowing { reply in
+            guard reply.string == expected else {
+                throw RedisError(code: .protocolError, message: "SCRIPT LOAD answered \(reply), expected the SHA-1 \(expected)")
+            }
+        }
+    }
+
+    // MARK: Exclusive connections
+
+    /// Leases an exclusive connection on `eventLoop`'s pool; call `release()` when done.
+    ///
+    /// Fails with `poolExhausted` when every connection stays busy for `acquireTimeout`, and with
+    /// `circuitOpen` at once while Redis is down.
+    public func leaseConnection(on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisExclusiveConnection> {
+        let node = self.node(for: eventLoop)
+        let deadline = NIODeadline.now() + self.configuration.acquireTimeout.timeAmount
+        if node.eventLoop.inEventLoop {
+            return node.lease(deadline: deadline)
+        }
+        return node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
+    }
+
+    /// Runs `body` with an exclusive connection and hands it back afterwards, even on error —
+    /// reset with `UNWATCH`/`DISCARD` if `body` left a transaction open.
+    public func withConnection<Result: Sendable>(
+        _ body: (RedisExclusiveConnection) async throws -> Result
+    ) async throws -> Result {
+        let connection = try await self.leaseConnection().get()
+        do {
+            let result = try await body(connection)
+            connection.release()
+            return result
+        } catch {
+            connection.release()
+            throw error
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Dials the shared connection of every event loop and waits until each answers `PING`.
+    ///
+    /// Throws the first failure (for example `connectionRefused` when Redis is not there); the
+    /// client keeps re-dialling in the background either way.
+    public func connect() async throws {
+        for node in self.nodes {
+            _ = try await node.eventLoop.flatSubmit { () -> EventLoopFuture<RESPValue> in
+                node.start()
+                return self.send(RedisCommand("PING"), on: node.eventLoop)
+            }.get()
+        }
+    }
+
+    /// The circuit breaker's phase on each event loop, for readiness and metrics.
+    public func circuitPhases() async -> [CircuitBreaker.Phase] {
+        var phases: [CircuitBreaker.Phase] = []
+        for node in self.nodes {
+            if let phase = try? await node.eventLoop.submit({ node.circuitPhase }).get() {
+                phases.append(phase)
+            }
+        }
+        return phases
+    }
+
+    /// Closes every connection; commands still waiting fail with `shutdown`.
+    public func shutdown() async {
+        for node in self.nodes {
+            try? await node.eventLoop.flatSubmit { node.shutdown() }.get()
+        }
+    }
+}
+
+extension RedisClient {
+    /// Async form of `send`: the reply, or a `RedisError`.
+    public func send(_ command: RedisCommand) async throws -> RESPValue {
+        try await self.send(command, on: nil).get()
+    }
+
+    /// Async form of `send` taking the name and arguments: `try await redis.send("GET", "k")`.
+    public func send(_ name: String, _ arguments: RedisArgument...) async throws -> RESPValue {
+        try await self.send(RedisCommand(name, arguments: arguments), on: nil).get()
+    }
+
+    /// Async form of `pipeline`.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+        try await self.pipeline(commands, on: nil).get()
+    }
+
+    /// Async form of `evaluate`.
+    public func evaluate(_ script: RedisScript, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RESPValue {
+        try await self.evaluate(script, keys: keys, arguments: arguments, on: nil).get()
+    }
+
+    /// Async form of `load`.
+    public func load(_ script: RedisScript) async throws {
+        try await self.load(script, on: nil).get()
+    }
+}

@@ -1,0 +1,260 @@
+import GateCore
+import NIOCore
+
+/// Where a Redis server listens.
+public enum RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// A TCP host (name, IPv4 or IPv6 literal) and port.
+    case tcp(host: String, port: Int)
+    /// A unix domain socket path.
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port):
+            return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path):
+            return "unix:\(path)"
+        }
+    }
+}
+
+/// How the client reaches Redis and how patient it is.
+///
+/// Defaults suit a gateway on the purchase path: a command that has not answered in 50 ms is
+/// treated as failed (the caller then applies its rule's `on_store_error`), five failures in a
+/// row open the circuit breaker for half a second, and a lost connection is re-dialled after
+/// 10 ms, doubling to at most 2 s.
+public struct RedisConfiguration: Sendable {
+    /// Where Redis listens.
+    public var endpoint: RedisEndpoint
+    /// ACL user name for `AUTH user password` (Redis 6+); `nil` uses `AUTH password`.
+    public var username: String?
+    /// Password sent with `AUTH` on every new connection; `nil` sends no `AUTH`.
+    public var password: String?
+    /// Database index selected with `SELECT` on every new connection (0 sends none).
+    public var database: Int
+    /// How long a command may wait for its reply.
+    public var commandTimeout: Duration
+    /// How long dialling and the `AUTH`/`SELECT` handshake may take.
+    public var connectTimeout: Duration
+    /// Exclusive connections (for WATCH … EXEC) each event loop may open.
+    public var exclusiveConnectionsPerLoop: Int
+    /// How long `withConnection` waits for a free exclusive connection.
+    public var acquireTimeout: Duration
+    /// The largest reply accepted; a larger one is a protocol error.
+    public var maximumReplyBytes: Int
+    /// Reconnect delays after a lost or failed connection.
+    public var reconnectBackoff: ExponentialBackoff
+    /// When to stop trying and fail fast.
+    public var circuitBreaker: CircuitBreaker.Configuration
+
+    /// Creates a configuration for `endpoint` with the defaults above.
+    public init(
+        endpoint: RedisEndpoint,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        commandTimeout: Duration = .milliseconds(50),
+        connectTimeout: Duration = .milliseconds(500),
+        exclusiveConnectionsPerLoop: Int = 8,
+        acquireTimeout: Duration = .milliseconds(100),
+        maximumReplyBytes: Int = 64 * 1024 * 1024,
+        reconnectBackoff: ExponentialBackoff = ExponentialBackoff(initial: .milliseconds(10), maximum: .seconds(2)),
+        circuitBreaker: CircuitBreaker.Configuration = .init()
+    ) {
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+        self.commandTimeout = commandTimeout
+        self.connectTimeout = connectTimeout
+        self.exclusiveConnectionsPerLoop = max(1, exclusiveConnectionsPerLoop)
+        self.acquireTimeout = acquireTimeout
+        self.maximumReplyBytes = maximumReplyBytes
+        self.reconnectBackoff = reconnectBackoff
+        self.circuitBreaker = circuitBreaker
+    }
+
+    /// Parses `redis://[user:password@]host[:port][/db]` or `unix://[user:password@]/path[?db=N]`.
+    ///
+    /// User and password may be percent-encoded; an IPv6 host goes in brackets
+    /// (`redis://[::1]:6379`). The port defaults to 6379 and the database to 0.
+    public init(url: String) throws(RedisError) {
+        func invalid(_ problem: String) -> RedisError {
+            RedisError(
+                code: .invalidURL,
+                message: "\(problem) in Redis URL '\(RedisConfiguration.redacted(url))'; expected redis://[user:password@]host:port/db or unix:///path/to/redis.sock"
+            )
+        }
+        let scheme: String
+        var rest: Substring
+        if url.hasPrefix("redis://") {
+            scheme = "redis"
+            rest = url.dropFirst("redis://".count)
+        } else if url.hasPrefix("unix://") {
+            scheme = "unix"
+            rest = url.dropFirst("unix://".count)
+        } else {
+            throw invalid("unknown scheme (only redis:// and unix:// are supported; rediss:// TLS is not)")
+        }
+
+        var query: Substring = ""
+        if let mark = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
+
+        var username: String?
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            let parts = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let user = RedisConfiguration.percentDecoded(parts[0]) else {
+                throw invalid("bad percent-encoding in the user name")
+            }
+            username = user.isEmpty ? nil : user
+            if parts.count == 2 {
+                guard let secret = RedisConfiguration.percentDecoded(parts[1]) else {
+                    throw invalid("bad percent-encoding in the password")
+                }
+                password = secret
+            } else if username != nil {
+                // `redis://secret@host` is how many tools spell a password alone.
+                password = username
+                username = nil
+            }
+        }
+
+        var database = 0
+        let endpoint: RedisEndpoint
+        if scheme == "unix" {
+            guard rest.hasPrefix("/"), rest.count > 1 else {
+                throw invalid("missing socket path (write unix:///absolute/path.sock)")
+            }
+            endpoint = .unix(path: String(rest))
+        } else {
+            var hostPort = rest
+            if let slash = rest.firstIndex(of: "/") {
+                hostPort = rest[..<slash]
+                let path = rest[rest.index(after: slash)...]
+                if !path.isEmpty {
+                    guard let db = Int(path), db >= 0 else {
+                        throw invalid("database '\(path)' is not a non-negative integer")
+                    }
+                    database = db
+                }
+            }
+            var host: Substring
+            var portText: Substring?
+            if hostPort.hasPrefix("[") {
+                guard let close = hostPort.firstIndex(of: "]") else {
+                    throw invalid("unclosed '[' around an IPv6 host")
+                }
+                host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+                let after = hostPort[hostPort.index(after: close)...]
+                if after.hasPrefix(":") {
+                    portText = after.dropFirst()
+                } else if !after.isEmpty {
+                    throw invalid("unexpected '\(after)' after the IPv6 host")
+                }
+            } else if let colon = hostPort.lastIndex(of: ":") {
+                host = hostPort[..<colon]
+                portText = hostPort[hostPort.index(after: colon)...]
+            } else {
+                host = hostPort
+            }
+            guard !host.isEmpty else {
+                throw invalid("missing host")
+            }
+            var port = 6379
+            if let portText {
+                guard let value = Int(portText), (1...65535).contains(value) else {
+                    throw invalid("port '\(portText)' is not a number from 1 to 65535")
+                }
+                port = value
+            }
+            endpoint = .tcp(host: String(host), port: port)
+        }
+
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = parts.count == 2 ? RedisConfiguration.percentDecoded(parts[1]) : nil
+            switch parts[0] {
+            case "db":
+                guard let text = value, let db = Int(text), db >= 0 else {
+                    throw invalid("db '\(parts.count == 2 ? parts[1] : "")' is not a non-negative integer")
+                }
+                database = db
+            case "user", "username":
+                guard let text = value else {
+                    throw invalid("bad user parameter")
+                }
+                username = text
+            case "password":
+                guard let text = value else {
+                    throw invalid("bad password parameter")
+                }
+                password = text
+            default:
+                throw invalid("unknown parameter '\(parts[0])' (known: db, user, password)")
+            }
+        }
+
+        self.init(endpoint: endpoint, username: username, password: password, database: database)
+    }
+
+    /// The URL with any password replaced by `***`, for messages and logs.
+    static func redacted(_ url: String) -> String {
+        let prefixes = ["redis://", "unix://"]
+        guard let scheme = prefixes.first(where: url.hasPrefix), let at = url.lastIndex(of: "@") else {
+            return url
+        }
+        let userStart = url.index(url.startIndex, offsetBy: scheme.count)
+        guard at >= userStart else {
+            return url
+        }
+        let userInfo = url[userStart..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else {
+            return url[..<userStart] + "***" + url[at...]
+        }
+        return url[..<colon] + ":***" + url[at...]
+    }
+
+    private static func percentDecoded(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                return nil
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"):
+            return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"):
+            return byte - UInt8(ascii: "A") + 10
+        default:
+            return nil
+        }
+    }
+}
+
+extension Duration {
+    /// The duration as NIO's `TimeAmount`.
+    var timeAmount: TimeAmount {
+        .nanoseconds(self.nanosecondsClamped)
+    }
+}

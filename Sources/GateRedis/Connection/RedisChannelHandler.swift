@@ -1,0 +1,261 @@
+import NIOCore
+
+/// Told about a connection's health by its handler, on the connection's event loop.
+protocol RedisConnectionObserver: AnyObject, Sendable {
+    /// A command on the connection passed its deadline unanswered.
+    func redisConnectionTimedOut()
+    /// A reply arrived after one or more timeouts: Redis is answering again.
+    func redisConnectionRecovered()
+}
+
+/// Writes Redis commands and matches the replies, in order, to the requests that sent them.
+///
+/// Many requests may be in flight (pipelining): each command takes a slot at the tail of a FIFO
+/// when written, and each reply completes the slot at the head. Writes are gathered in one
+/// outbound buffer until `flush`, so a burst of commands leaves in one system call.
+///
+/// Timeouts: every slot has a deadline, and one timer per connection fails the slots whose
+/// deadline has passed. A timed-out slot stays in the FIFO (abandoned), because its reply may
+/// still come and must be matched to it, not to the next command. `hasTimedOut` tells an
+/// exclusive connection's owner that the server's state is no longer known.
+///
+/// Bad input: anything hiredis cannot parse, or a reply with no request waiting for it, fails
+/// every pending slot with `protocolError` and closes the connection. When the connection goes
+/// away, every pending slot fails with `connectionClosed`: nothing waits forever.
+final class RedisChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private enum Waiter {
+        /// A single command's promise.
+        case single(EventLoopPromise<RESPValue>)
+        /// One command of a batch.
+        case batch(RedisBatchReplies)
+        /// Timed out; its reply, when it comes, is dropped.
+        case abandoned
+    }
+
+    private struct Slot {
+        var waiter: Waiter
+        let deadline: NIODeadline
+        let command: RedisCommand
+    }
+
+    private enum State {
+        /// Commands are accepted.
+        case open
+        /// The connection failed or closed; new commands fail with `error`.
+        case closed(RedisError)
+    }
+
+    private var state: State = .open
+    private var slots = CircularBuffer<Slot>(initialCapacity: 64)
+    private var outbound: ByteBuffer
+    private let reader: RESPReader
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var timedOutSinceLastReply = false
+    private let peer: String
+    weak var observer: (any RedisConnectionObserver)?
+
+    /// Whether any command on this connection has timed out.
+    private(set) var hasTimedOut = false
+
+    /// The number of commands written and not yet answered or timed out.
+    var pendingCount: Int {
+        self.slots.count
+    }
+
+    init(peer: String, maximumReplyBytes: Int) {
+        self.peer = peer
+        self.reader = RESPReader(maximumReplyBytes: maximumReplyBytes)
+        self.outbound = ByteBuffer()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.outbound = context.channel.allocator.buffer(capacity: 1024)
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = self.unwrapOutboundIn(data)
+        if case .closed(let error) = self.state {
+            request.fail(error)
+            promise?.fail(error)
+            return
+        }
+        switch request.payload {
+        case .single(let command, let replyPromise):
+            command.encode(into: &self.outbound)
+            self.slots.append(Slot(waiter: .single(replyPromise), deadline: request.deadline, command: command))
+        case .batch(let commands, let replyPromise):
+            if commands.isEmpty {
+                replyPromise.succeed([])
+                break
+            }
+            let batch = RedisBatchReplies(expected: commands.count, promise: replyPromise)
+            for command in commands {
+                command.encode(into: &self.outbound)
+                self.slots.append(Slot(waiter: .batch(batch), deadline: request.deadline, command: command))
+            }
+        }
+        promise?.succeed(())
+        self.armTimer(context: context, for: request.deadline)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if self.outbound.readableBytes > 0 {
+            let bytes = self.outbound
+            self.outbound = context.channel.allocator.buffer(capacity: max(1024, bytes.readableBytes))
+            context.write(self.wrapOutboundOut(bytes), promise: nil)
+        }
+        context.flush()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = self.unwrapInboundIn(data)
+        do throws(RedisError) {
+            try self.reader.feed(buffer)
+            while let reply = try self.reader.next() {
+                guard let slot = self.slots.popFirst() else {
+                    throw RedisError(
+                        code: .protocolError,
+                        message: "\(self.peer) sent a reply no command asked for: \(reply)"
+                    )
+                }
+                self.deliver(reply, to: slot)
+            }
+        } catch {
+            self.failAndClose(context: context, error: error)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let error: RedisError
+        switch self.state {
+        case .closed(let reason):
+            error = reason
+        case .open:
+            error = RedisError(
+                code: .connectionClosed,
+                message: "the connection to \(self.peer) closed with the command unanswered; it may or may not have run"
+            )
+        }
+        self.state = .closed(error)
+        self.failAllSlots(error)
+        self.timer?.cancel()
+        self.timer = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let redisError = error as? RedisError ?? RedisError(
+            code: .connectionClosed,
+            message: "the connection to \(self.peer) failed: \(error); the command may or may not have run"
+        )
+        self.failAndClose(context: context, error: redisError)
+    }
+
+    // MARK: Private
+
+    private func deliver(_ reply: RESPValue, to slot: Slot) {
+        if self.timedOutSinceLastReply {
+            self.timedOutSinceLastReply = false
+            self.observer?.redisConnectionRecovered()
+        }
+        switch slot.waiter {
+        case .single(let promise):
+            if case .error(let message) = reply {
+                promise.fail(RedisError.server(message).with(command: slot.command))
+            } else {
+                promise.succeed(reply)
+            }
+        case .batch(let batch):
+            batch.append(reply)
+        case .abandoned:
+            break
+        }
+    }
+
+    private func failAndClose(context: ChannelHandlerContext, error: RedisError) {
+        if case .closed = self.state {
+            return
+        }
+        self.state = .closed(error)
+        self.failAllSlots(error)
+        context.close(promise: nil)
+    }
+
+    private func failAllSlots(_ error: RedisError) {
+        while let slot = self.slots.popFirst() {
+            switch slot.waiter {
+            case .single(let promise):
+                promise.fail(error.with(command: slot.command))
+            case .batch(let batch):
+                batch.fail(error)
+            case .abandoned:
+                break
+            }
+        }
+    }
+
+    private func armTimer(context: ChannelHandlerContext, for deadline: NIODeadline) {
+        if let current = self.timerDeadline, current <= deadline {
+            return
+        }
+        self.timer?.cancel()
+        self.timerDeadline = deadline
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBoundSelf.value.timerFired(context: loopBoundContext.value)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        self.timer = nil
+        self.timerDeadline = nil
+        let now = context.eventLoop.now
+        var earliest: NIODeadline?
+        var expired = 0
+        for index in self.slots.indices {
+            let slot = self.slots[index]
+            if case .abandoned = slot.waiter {
+                continue
+            }
+            if slot.deadline > now {
+                earliest = min(earliest ?? slot.deadline, slot.deadline)
+                continue
+            }
+            expired += 1
+            let error = RedisError(
+                code: .timeout,
+                message: "no reply from \(self.peer) within the command timeout; the command may still run"
+            )
+            switch slot.waiter {
+            case .single(let promise):
+                promise.fail(error.with(command: slot.command))
+            case .batch(let batch):
+                batch.fail(error)
+            case .abandoned:
+                break
+            }
+            self.slots[index].waiter = .abandoned
+        }
+        if expired > 0 {
+            self.hasTimedOut = true
+            self.timedOutSinceLastReply = true
+            self.observer?.redisConnectionTimedOut()
+        }
+        if let earliest {
+            self.armTimer(context: context, for: earliest)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RedisChannelHandler: Sendable {}

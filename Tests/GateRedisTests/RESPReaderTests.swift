@@ -1,0 +1,117 @@
+@testable import GateRedis
+import NIOCore
+import Testing
+
+@Suite("RESPReader (hiredis)")
+struct RESPReaderTests {
+    static let cases: [(String, RESPValue)] = [
+        ("+OK\r\n", .simpleString("OK")),
+        ("-ERR unknown command\r\n", .error("ERR unknown command")),
+        (":-42\r\n", .integer(-42)),
+        ("$5\r\nhello\r\n", .bulkString(ByteBuffer(string: "hello"))),
+        ("$0\r\n\r\n", .bulkString(ByteBuffer())),
+        ("$-1\r\n", .null),
+        ("*-1\r\n", .null),
+        ("*0\r\n", .array([])),
+        ("$4\r\na\r\nb\r\n", .bulkString(ByteBuffer(string: "a\r\nb"))),
+        (
+            "*3\r\n:1\r\n*2\r\n$1\r\nx\r\n$-1\r\n-WRONGTYPE nope\r\n",
+            .array([.integer(1), .array([.bulkString(ByteBuffer(string: "x")), .null]), .error("WRONGTYPE nope")])
+        ),
+    ]
+
+    @Test("parses every reply type, fed whole", arguments: cases)
+    func parsesWhole(wire: String, expected: RESPValue) throws {
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: wire))
+        #expect(try reader.next() == expected)
+        #expect(try reader.next() == nil)
+    }
+
+    @Test("parses every reply type fed one byte at a time, with nothing early", arguments: cases)
+    func parsesByteByByte(wire: String, expected: RESPValue) throws {
+        let reader = RESPReader()
+        let bytes = Array(wire.utf8)
+        for (index, byte) in bytes.enumerated() {
+            try reader.feed(ByteBuffer(bytes: [byte]))
+            let reply = try reader.next()
+            if index < bytes.count - 1 {
+                #expect(reply == nil, "a reply came out after \(index + 1) of \(bytes.count) bytes")
+            } else {
+                #expect(reply == expected)
+            }
+        }
+    }
+
+    @Test("many replies in one read come out in order")
+    func manyInOneRead() throws {
+        let reader = RESPReader()
+        var wire = ByteBuffer()
+        for value in 0..<1_000 {
+            wire.writeString(":\(value)\r\n")
+        }
+        try reader.feed(wire)
+        var seen: [Int64] = []
+        while let reply = try reader.next() {
+            seen.append(reply.int ?? -1)
+        }
+        #expect(seen == (0..<1_000).map(Int64.init))
+    }
+
+    @Test("garbage is a protocol error that names what was wrong, and stays one", arguments: [
+        "hello\r\n", "?1\r\n", ":12a\r\n",
+    ])
+    func garbage(wire: String) throws {
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: wire))
+        let error = #expect(throws: RedisError.self) { try reader.next() }
+        #expect(error?.code == .protocolError)
+        #expect(error?.message.isEmpty == false)
+        let again = #expect(throws: RedisError.self) { try reader.feed(ByteBuffer(string: "+OK\r\n")) }
+        #expect(again?.code == .protocolError)
+    }
+
+    @Test("a reply larger than the limit is refused before it is buffered whole")
+    func tooLarge() throws {
+        let reader = RESPReader(maximumReplyBytes: 1_024)
+        try reader.feed(ByteBuffer(string: "$1000000\r\n"))
+        try reader.feed(ByteBuffer(repeating: UInt8(ascii: "a"), count: 2_000))
+        let error = #expect(throws: RedisError.self) { try reader.next() }
+        #expect(error?.code == .protocolError)
+        #expect(error?.message.contains("larger than 1024 bytes") == true)
+    }
+
+    @Test("an array announcing more elements than the limit is refused")
+    func hugeArray() throws {
+        let reader = RESPReader(maximumReplyBytes: 1_024)
+        try reader.feed(ByteBuffer(string: "*2147483647\r\n"))
+        let error = #expect(throws: RedisError.self) { try reader.next() }
+        #expect(error?.code == .protocolError)
+        #expect(error?.message.contains("2147483647 elements") == true)
+    }
+}
+
+@Suite("RedisCommand encoding")
+struct RedisCommandTests {
+    @Test("commands become RESP arrays of bulk strings, binary-safe")
+    func encodes() {
+        var buffer = ByteBuffer()
+        RedisCommand("SET", "k", .bytes(ByteBuffer(bytes: [0, 13, 10, 255])), .integer(-120)).encode(into: &buffer)
+        let expected: [UInt8] = Array("*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 13, 10, 255]
+            + Array("\r\n$4\r\n-120\r\n".utf8)
+        #expect(Array(buffer.readableBytesView) == expected)
+    }
+
+    @Test("multi-byte UTF-8 is counted in bytes, not characters")
+    func utf8Length() {
+        var buffer = ByteBuffer()
+        RedisCommand("GET", "票").encode(into: &buffer)
+        #expect(String(buffer: buffer) == "*2\r\n$3\r\nGET\r\n$3\r\n票\r\n")
+    }
+
+    @Test("AUTH arguments are hidden in descriptions")
+    func redactsAuth() {
+        #expect(RedisCommand("AUTH", "user", "secret").description == "AUTH ***")
+        #expect(RedisCommand("SET", "k", 1).description == "SET k 1")
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A real `redis-server` started for a test: on a free loopback port or a unix socket, in its
+/// own temporary directory, with persistence off, stopped by its PID.
+///
+/// `start` returns once the server answers; `kill` is `SIGKILL` (a crash), `stop` is `SIGTERM`;
+/// `restart` starts a new server on the same port or socket. The directory is removed on `stop`.
+/// Set `SPIKEGATE_REDIS_SERVER` to use another binary.
+public final class RedisServerProcess: @unchecked Sendable {
+    /// How the server listens.
+    public enum Listener: Sendable {
+        /// A free TCP port on 127.0.0.1.
+        case tcp
+        /// A unix socket in the server's temporary directory.
+        case unixSocket
+    }
+
+    public let listener: Listener
+    /// The TCP port (`tcp` listener only).
+    public let port: Int
+    /// The unix socket path (`unixSocket` listener only).
+    public let socketPath: String
+    /// The server's working directory, removed on `stop`.
+    public let directory: URL
+    private let extraArguments: [String]
+    private let lock = NSLock()
+    private var process: Process?
+
+    /// The PID of the running server, or `nil` once stopped.
+    public var pid: Int32? {
+        self.lock.withLock { self.process.map(\.processIdentifier) }
+    }
+
+    /// A `redis://` or `unix://` URL for the server (no credentials).
+    public var url: String {
+        switch self.listener {
+        case .tcp:
+            return "redis://127.0.0.1:\(self.port)"
+        case .unixSocket:
+            return "unix://\(self.socketPath)"
+        }
+    }
+
+    private init(listener: Listener, port: Int, directory: URL, extraArguments: [String]) {
+        self.listener = listener
+        self.port = port
+        self.directory = directory
+        self.socketPath = directory.appendingPathComponent("redis.sock").path
+        self.extraArguments = extraArguments
+    }
+
+    /// Starts a server and waits (up to 10 s) until it answers.
+    ///
+    /// - Parameter arguments: extra `redis-server` options, e.g. `["--requirepass", "secret"]`.
+    public static func start(_ listener: Listener = .tcp, arguments: [String] = []) async throws -> RedisServerProcess {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("spikegate-redis-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let port = listener == .tcp ? try freeLoopbackPort() : 0
+        let server = RedisServerProcess(listener: listener, port: port, directory: directory, extraArguments: arguments)
+        do {
+            try await server.launch()
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+        return server
+    }
+
+    private static func binary() throws -> String {
+        if let override = ProcessInfo.processInfo.environment["SPIKEGATE_REDIS_SERVER"] {
+            return override
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for folder in path.split(separator: ":") + ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+            let candidate = "\(folder)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) {
+                return candidate
+            }
+        }
+        throw TestSupportError("redis-server not found on PATH; run `make deps` (installs Debian's redis-server)")
+    }
+
+    private func launch() async throws {
+        var arguments = [
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--dir", self.directory.path, "--enable-debug-command", "yes",
+        ]
+        switch self.listener {
+        case .tcp:
+            arguments += ["--port", "\(self.port)", "--bind", "127.0.0.1"]
+        case .unixSocket:
+            arguments += ["--port", "0", "--unixsocket", self.socketPath, "--unixsocketperm", "700"]
+        }
+        arguments += self.extraArguments
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = arguments
+        let logURL = self.directory.appendingPathComponent("redis.log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.lock.withLock { self.process = process }
+
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                let output = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+                throw TestSupportError("redis-server exited at start (status \(process.terminationStatus)):\n\(output)")
+            }
+            if self.answers() {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        self.kill()
+        throw TestSupportError("redis-server did not answer within 10 s at \(self.url)")
+    }
+
+    /// Whether the server answers a `PING` with any RESP reply (an auth error counts).
+    public func answers() -> Bool {
+        let fd: Int32
+        switch self.listener {
+        case .tcp:
+            fd = connectTCP(port: self.port)
+        case .unixSocket:
+            fd = connectUnix(path: self.socketPath)
+        }
+        guard fd >= 0 else {
+            return false
+        }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ping = Array("PING\r\n".utf8)
+        guard write(fd, ping, ping.count) == ping.count else {
+            return false
+        }
+        var reply = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &reply, reply.count)
+        return count > 0 && (reply[0] == UInt8(ascii: "+") || reply[0] == UInt8(ascii: "-"))
+    }
+
+    /// Sends `SIGKILL` and waits for the process to end (a crash: no clean shutdown).
+    public func kill() {
+        self.signal(SIGKILL)
+    }
+
+    /// Sends `SIGTERM`, waits for the process to end and removes its directory.
+    public func stop() {
+        self.signal(SIGTERM)
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    /// Starts the server again on the same port or socket (after `kill`).
+    public func restart() async throws {
+        self.signal(SIGKILL)
+        if self.listener == .unixSocket {
+            try? FileManager.default.removeItem(atPath: self.socketPath)
+        }
+        try await self.launch()
+    }
+
+    private func signal(_ signal: Int32) {
+        let process = self.lock.withLock { () -> Process? in
+            defer { self.process = nil }
+            return self.process
+        }
+        guard let process else {
+            return
+        }
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, signal)
+        }
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Runs `body` with a fresh `redis-server`, stopping it afterwards whatever happens.
+public func withRedisServer<Result>(
+    _ listener: RedisServerProcess.Listener = .tcp,
+    arguments: [String] = [],
+    _ body: (RedisServerProcess) async throws -> Result
+) async throws -> Result {
+    let server = try await RedisServerProcess.start(listener, arguments: arguments)
+    do {
+        let result = try await body(server)
+        server.stop()
+        return result
+    } catch {
+        server.stop()
+        throw error
+    }
+}
+
+/// A failure of the test support itself (a missing binary, a server that would not start).
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// A loopback port nothing listens on right now (the kernel's pick for an ephemeral bind).
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else {
+        throw TestSupportError("socket() failed: errno \(errno)")
+    }
+    defer { close(fd) }
+    var address = loopbackAddress(port: 0)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        throw TestSupportError("bind() failed: errno \(errno)")
+    }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else {
+        throw TestSupportError("getsockname() failed: errno \(errno)")
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+private func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    return address
+}
+
+private func connectTCP(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else {
+        return -1
+    }
+    var address = loopbackAddress(port: port)
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if result != 0 {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
+private func connectUnix(path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else {
+        return -1
+    }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        close(fd)
+        return -1
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if result != 0 {
+        close(fd)
+        return -1
+    }
+    return fd
+}
