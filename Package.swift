@@ -75,8 +75,10 @@ let package = Package(
         .testTarget(
             name: "GateRedisTests",
             dependencies: [
+                "GateCore",
                 "GateRedis",
                 "GateTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -9,8 +9,12 @@ import Darwin
 /// A real `redis-server` started for a test: on a free loopback port or a unix socket, in its
 /// own temporary directory, with persistence off, stopped by its PID.
 ///
-/// `start` returns once the server answers; `kill` is `SIGKILL` (a crash), `stop` is `SIGTERM`;
-/// `restart` starts a new server on the same port or socket. The directory is removed on `stop`.
+/// `start` returns once the server answers; `kill` is a crash; `restart` starts a new server on
+/// the same port or socket; `stop` ends it and removes its directory.
+///
+/// Every stop is `SIGKILL`: a child spawned from the test process inherits its blocked-signal
+/// mask, in which `SIGTERM` is blocked, so `redis-server` would never see it. Persistence is off,
+/// so nothing is lost.
 /// Set `SPIKEGATE_REDIS_SERVER` to use another binary.
 public final class RedisServerProcess: @unchecked Sendable {
     /// How the server listens.
@@ -155,9 +159,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         self.signal(SIGKILL)
     }
 
-    /// Sends `SIGTERM`, waits for the process to end and removes its directory.
+    /// Ends the server (`SIGKILL`, see above), waits for it and removes its directory.
     public func stop() {
-        self.signal(SIGTERM)
+        self.signal(SIGKILL)
         try? FileManager.default.removeItem(at: self.directory)
     }
 
