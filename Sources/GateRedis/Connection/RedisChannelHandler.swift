@@ -28,9 +28,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private enum Waiter {
-        /// A single command's promise.
-        case single(EventLoopPromise<RESPValue>)
-        /// One command of a batch.
+        /// A single command's promise, and the command (named in its errors).
+        case single(EventLoopPromise<RESPValue>, RedisCommand)
+        /// One command of a batch (the batch names its commands).
         case batch(RedisBatchReplies)
         /// Timed out; its reply, when it comes, is dropped.
         case abandoned
@@ -39,7 +39,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private struct Slot {
         var waiter: Waiter
         let deadline: NIODeadline
-        let command: RedisCommand
     }
 
     private enum State {
@@ -89,16 +88,16 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         switch request.payload {
         case .single(let command, let replyPromise):
             command.encode(into: &self.outbound)
-            self.slots.append(Slot(waiter: .single(replyPromise), deadline: request.deadline, command: command))
+            self.slots.append(Slot(waiter: .single(replyPromise, command), deadline: request.deadline))
         case .batch(let commands, let replyPromise):
             if commands.isEmpty {
                 replyPromise.succeed([])
                 break
             }
-            let batch = RedisBatchReplies(expected: commands.count, promise: replyPromise)
+            let batch = RedisBatchReplies(commands: commands, promise: replyPromise)
             for command in commands {
                 command.encode(into: &self.outbound)
-                self.slots.append(Slot(waiter: .batch(batch), deadline: request.deadline, command: command))
+                self.slots.append(Slot(waiter: .batch(batch), deadline: request.deadline))
             }
         }
         promise?.succeed(())
@@ -168,9 +167,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             self.observer?.redisConnectionRecovered()
         }
         switch slot.waiter {
-        case .single(let promise):
+        case .single(let promise, let command):
             if case .error(let message) = reply {
-                promise.fail(RedisError.server(message).with(command: slot.command))
+                promise.fail(RedisError.server(message).with(command: command))
             } else {
                 promise.succeed(reply)
             }
@@ -193,8 +192,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private func failAllSlots(_ error: RedisError) {
         while let slot = self.slots.popFirst() {
             switch slot.waiter {
-            case .single(let promise):
-                promise.fail(error.with(command: slot.command))
+            case .single(let promise, let command):
+                promise.fail(error.with(command: command))
             case .batch(let batch):
                 batch.fail(error)
             case .abandoned:
@@ -237,8 +236,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 message: "no reply from \(self.peer) within the command timeout; the command may still run"
             )
             switch slot.waiter {
-            case .single(let promise):
-                promise.fail(error.with(command: slot.command))
+            case .single(let promise, let command):
+                promise.fail(error.with(command: command))
             case .batch(let batch):
                 batch.fail(error)
             case .abandoned:

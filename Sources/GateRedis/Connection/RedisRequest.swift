@@ -29,35 +29,38 @@ struct RedisRequest {
 
 /// The replies of one batch, gathered until the last arrives.
 final class RedisBatchReplies {
-    private(set) var replies: [RESPValue]
-    let expected: Int
+    /// Replies so far; `nil` once the promise is completed (all in, timed out, or failed).
+    private var replies: [RESPValue]?
+    let commands: [RedisCommand]
     let promise: EventLoopPromise<[RESPValue]>
-    /// Set once the promise is completed (all replies in, timed out, or failed).
-    private(set) var isFinished = false
 
-    init(expected: Int, promise: EventLoopPromise<[RESPValue]>) {
-        self.expected = expected
+    init(commands: [RedisCommand], promise: EventLoopPromise<[RESPValue]>) {
+        self.commands = commands
         self.promise = promise
-        self.replies = []
-        self.replies.reserveCapacity(expected)
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(commands.count)
+        self.replies = replies
     }
 
     func append(_ reply: RESPValue) {
-        guard !self.isFinished else {
+        guard var replies = self.replies.take() else {
             return
         }
-        self.replies.append(reply)
-        if self.replies.count == self.expected {
-            self.isFinished = true
-            self.promise.succeed(self.replies)
+        replies.append(reply)
+        if replies.count == self.commands.count {
+            self.promise.succeed(replies)
+        } else {
+            self.replies = replies
         }
     }
 
     func fail(_ error: RedisError) {
-        guard !self.isFinished else {
+        guard self.replies.take() != nil else {
             return
         }
-        self.isFinished = true
-        self.promise.fail(error)
+        let names = Set(self.commands.map(\.name)).sorted().joined(separator: ", ")
+        var failure = error
+        failure.command = "pipeline of \(self.commands.count) (\(names))"
+        self.promise.fail(failure)
     }
 }

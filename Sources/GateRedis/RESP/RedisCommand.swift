@@ -45,31 +45,45 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Appends the RESP encoding of the command to `buffer`.
+    ///
+    /// The exact size is computed first and the bytes are written through one pointer, so a
+    /// command costs one capacity check instead of one per field (this is the client's hot path).
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        buffer.writeDecimal(self.arguments.count)
-        buffer.writeCRLF()
+        var size = 1 + decimalDigits(self.arguments.count) + 2
         for argument in self.arguments {
-            switch argument {
-            case .string(let text):
-                buffer.writeInteger(UInt8(ascii: "$"))
-                buffer.writeDecimal(text.utf8.count)
-                buffer.writeCRLF()
-                buffer.writeString(text)
-            case .bytes(let bytes):
-                buffer.writeInteger(UInt8(ascii: "$"))
-                buffer.writeDecimal(bytes.readableBytes)
-                buffer.writeCRLF()
-                buffer.writeImmutableBuffer(bytes)
-            case .integer(let value):
-                var digits = ByteBuffer()
-                digits.writeDecimal(value)
-                buffer.writeInteger(UInt8(ascii: "$"))
-                buffer.writeDecimal(digits.readableBytes)
-                buffer.writeCRLF()
-                buffer.writeImmutableBuffer(digits)
+            let length = argument.encodedLength
+            size += 1 + decimalDigits(length) + 2 + length + 2
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            guard let base = raw.baseAddress else {
+                return 0
             }
-            buffer.writeCRLF()
+            var cursor = base
+            cursor = writeHeader(UInt8(ascii: "*"), self.arguments.count, at: cursor)
+            for argument in self.arguments {
+                let length = argument.encodedLength
+                cursor = writeHeader(UInt8(ascii: "$"), length, at: cursor)
+                switch argument {
+                case .string(let text):
+                    var text = text
+                    text.withUTF8 { utf8 in
+                        if let source = utf8.baseAddress {
+                            cursor.copyMemory(from: source, byteCount: length)
+                        }
+                    }
+                case .bytes(let bytes):
+                    bytes.withUnsafeReadableBytes { source in
+                        if let sourceBase = source.baseAddress {
+                            cursor.copyMemory(from: sourceBase, byteCount: length)
+                        }
+                    }
+                case .integer(let value):
+                    writeDecimal(value, digits: length, at: cursor)
+                }
+                cursor += length
+                cursor = writeCRLF(at: cursor)
+            }
+            return cursor - base
         }
     }
 
@@ -91,35 +105,59 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-extension ByteBuffer {
-    @inline(__always)
-    mutating func writeCRLF() {
-        self.writeInteger(UInt16(0x0D0A))
+extension RedisArgument {
+    /// The number of bytes of the argument's bulk-string payload.
+    var encodedLength: Int {
+        switch self {
+        case .string(let text):
+            return text.utf8.count
+        case .bytes(let bytes):
+            return bytes.readableBytes
+        case .integer(let value):
+            return (value < 0 ? 1 : 0) + decimalDigits(value.magnitude)
+        }
     }
+}
 
-    /// Writes `value` in decimal ASCII without allocating a `String`.
-    mutating func writeDecimal<Value: BinaryInteger>(_ value: Value) {
-        if value == 0 {
-            self.writeInteger(UInt8(ascii: "0"))
-            return
-        }
-        var magnitude = UInt64(value.magnitude)
-        if value < 0 {
-            self.writeInteger(UInt8(ascii: "-"))
-        }
-        var digits: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { raw in
-            while magnitude > 0 {
-                raw[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            }
-            for index in stride(from: count - 1, through: 0, by: -1) {
-                self.writeInteger(raw[index])
-            }
-        }
+/// How many decimal digits `value` has (1 for 0).
+@inline(__always)
+private func decimalDigits<Value: BinaryInteger>(_ value: Value) -> Int {
+    var remaining = UInt64(value.magnitude)
+    var digits = 1
+    while remaining >= 10 {
+        remaining /= 10
+        digits += 1
     }
+    return digits
+}
+
+/// Writes `marker`, `count` in decimal and CRLF at `cursor`; returns the position after them.
+@inline(__always)
+private func writeHeader(_ marker: UInt8, _ count: Int, at cursor: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    cursor.storeBytes(of: marker, as: UInt8.self)
+    let digits = decimalDigits(count)
+    writeDecimal(Int64(count), digits: digits, at: cursor + 1)
+    return writeCRLF(at: cursor + 1 + digits)
+}
+
+@inline(__always)
+private func writeCRLF(at cursor: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    cursor.storeBytes(of: UInt8(ascii: "\r"), as: UInt8.self)
+    cursor.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: 1, as: UInt8.self)
+    return cursor + 2
+}
+
+/// Writes `value` in decimal, `digits` bytes long including any minus sign, at `cursor`.
+@inline(__always)
+private func writeDecimal(_ value: Int64, digits: Int, at cursor: UnsafeMutableRawPointer) {
+    var remaining = value.magnitude
+    var position = digits - 1
+    if value < 0 {
+        cursor.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+    }
+    repeat {
+        cursor.storeBytes(of: UInt8(ascii: "0") + UInt8(remaining % 10), toByteOffset: position, as: UInt8.self)
+        remaining /= 10
+        position -= 1
+    } while remaining > 0
 }

@@ -65,7 +65,7 @@ struct RedisBench: AsyncParsableCommand {
                         RedisCommand("GET", .string("bench:key:\(worker):\(index)"))
                     }
                 case "watch":
-                    opsPerSecond = try await self.runTransactions(client: client)
+                    opsPerSecond = try await self.runTransactions(client: client, group: group)
                 default:
                     throw ValidationError("unknown test '\(test)' (known: set, get, watch)")
                 }
@@ -125,32 +125,53 @@ struct RedisBench: AsyncParsableCommand {
         }
     }
 
-    /// `concurrency` workers each running WATCH k; GET k; MULTI; SET k v+1; EXEC on one key.
-    private func runTransactions(client: RedisClient) async throws -> Double {
-        _ = try await client.send("SET", "bench:counter", "0")
-        let start = ContinuousClock.now
+    /// `concurrency` workers on the event loops, each running optimistic-lock transactions on
+    /// its own key: `WATCH k` + `GET k` in one write, then `MULTI; SET k v+1; EXEC` in another —
+    /// two round trips, the shape of the gateway's in-flight flag. Counts committed ones; an
+    /// aborted one (impossible without contention) is reported as an error.
+    private func runTransactions(client: RedisClient, group: MultiThreadedEventLoopGroup) async throws -> Double {
+        let start = NIODeadline.now()
         let end = start + .nanoseconds(Int64(self.duration * 1e9))
-        let committed = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 0..<self.concurrency {
-                group.addTask {
-                    var count = 0
-                    let key = "bench:counter:\(worker % 8)"
-                    while ContinuousClock.now < end {
-                        let result = try await client.withConnection { connection in
-                            try await connection.watch(key)
-                            let current = try await connection.send(RedisCommand("GET", .string(key))).int ?? 0
-                            return try await connection.transaction([RedisCommand("SET", .string(key), .integer(current + 1))])
-                        }
-                        if case .committed = result {
-                            count += 1
-                        }
-                    }
-                    return count
-                }
-            }
-            return try await group.reduce(0, +)
+        var workers: [EventLoopFuture<Int>] = []
+        for worker in 0..<self.concurrency {
+            let loop = group.next()
+            let key = "bench:tx:\(worker)"
+            workers.append(loop.flatSubmit {
+                Self.loopTransactions(client: client, loop: loop, key: key, end: end, done: 0)
+            })
         }
-        let elapsed = ContinuousClock.now - start
-        return Double(committed) / (Double(elapsed.nanosecondsClamped) / 1e9)
+        var committed = 0
+        for worker in workers {
+            committed += try await worker.get()
+        }
+        let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        return Double(committed) / elapsed
+    }
+
+    private static func loopTransactions(
+        client: RedisClient,
+        loop: any EventLoop,
+        key: String,
+        end: NIODeadline,
+        done: Int
+    ) -> EventLoopFuture<Int> {
+        client.leaseConnection(on: loop).flatMap { connection in
+            connection.pipeline([RedisCommand("WATCH", .string(key)), RedisCommand("GET", .string(key))])
+                .flatMap { replies in
+                    let current = replies.last?.int ?? 0
+                    return connection.transaction([RedisCommand("SET", .string(key), .integer(current + 1))])
+                }
+                .always { _ in connection.release() }
+        }.flatMapThrowing { result -> Int in
+            guard case .committed = result else {
+                throw RedisError(code: .serverError, message: "a transaction on an uncontended key aborted")
+            }
+            return done + 1
+        }.flatMap { completed in
+            if NIODeadline.now() >= end {
+                return loop.makeSucceededFuture(completed)
+            }
+            return Self.loopTransactions(client: client, loop: loop, key: key, end: end, done: completed)
+        }
     }
 }
