@@ -15,6 +15,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
             case circuitOpen = "circuit open"
             case poolExhausted = "pool exhausted"
             case invalidURL = "invalid URL"
+            case unsupportedCommand = "unsupported command"
             case shutdown
         }
 
@@ -39,6 +40,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let poolExhausted = Code(.poolExhausted)
         /// A Redis URL could not be understood.
         public static let invalidURL = Code(.invalidURL)
+        /// The command cannot run where it was sent (a `MULTI` or `BLPOP` on the shared
+        /// connection); the message says where it can.
+        public static let unsupportedCommand = Code(.unsupportedCommand)
         /// The client was shut down.
         public static let shutdown = Code(.shutdown)
 

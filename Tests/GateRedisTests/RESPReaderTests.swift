@@ -81,6 +81,29 @@ struct RESPReaderTests {
         #expect(error?.message.contains("larger than 1024 bytes") == true)
     }
 
+    @Test("an array of many small elements counts against the limit as it is built")
+    func manySmallElements() throws {
+        let reader = RESPReader(maximumReplyBytes: 1_024)
+        // 50 elements pass the announced-count check; their payloads exceed the byte limit.
+        var wire = ByteBuffer(string: "*50\r\n")
+        for _ in 0..<50 {
+            wire.writeString("$20\r\n01234567890123456789\r\n")
+        }
+        try reader.feed(wire)
+        let error = #expect(throws: RedisError.self) { try reader.next() }
+        #expect(error?.code == .protocolError)
+        #expect(error?.message.contains("larger than 1024 bytes") == true)
+    }
+
+    @Test("the limit applies per reply: many small replies in a row are fine")
+    func limitIsPerReply() throws {
+        let reader = RESPReader(maximumReplyBytes: 1_024)
+        for _ in 0..<200 {
+            try reader.feed(ByteBuffer(string: "*2\r\n$3\r\nabc\r\n:7\r\n"))
+            #expect(try reader.next() == .array([.bulkString(ByteBuffer(string: "abc")), .integer(7)]))
+        }
+    }
+
     @Test("an array announcing more elements than the limit is refused")
     func hugeArray() throws {
         let reader = RESPReader(maximumReplyBytes: 1_024)

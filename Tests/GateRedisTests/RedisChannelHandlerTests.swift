@@ -10,7 +10,10 @@ struct RedisChannelHandlerTests {
 
     init() throws {
         self.loop = EmbeddedEventLoop()
-        self.channel = EmbeddedChannel(handler: RedisChannelHandler(peer: "test", maximumReplyBytes: 1 << 20), loop: self.loop)
+        self.channel = EmbeddedChannel(
+            handler: RedisChannelHandler(peer: "test", maximumReplyBytes: 1 << 20, silenceLimit: .seconds(2)),
+            loop: self.loop
+        )
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
     }
 
@@ -60,6 +63,62 @@ struct RedisChannelHandlerTests {
         }
         try self.channel.writeInbound(ByteBuffer(string: "+OK\r\n$5\r\nvalue\r\n"))
         #expect(try next.wait() == .bulkString(ByteBuffer(string: "value")))
+    }
+
+    @Test("a timeout whose callback closes the connection fails the rest cleanly")
+    func timeoutCallbackCloses() throws {
+        let first = try self.send(RedisCommand("BLPOP", "a", "0"), timeout: .milliseconds(50))
+        let second = try self.send(RedisCommand("BLPOP", "b", "0"), timeout: .milliseconds(50))
+        let third = try self.send(RedisCommand("GET", "c"), timeout: .seconds(10))
+        let channel = self.channel
+        first.whenFailure { _ in channel.close(promise: nil) }
+        self.loop.advanceTime(by: .milliseconds(60))
+        for (future, code) in [(first, RedisError.Code.timeout), (second, .timeout), (third, .connectionClosed)] {
+            do {
+                _ = try future.wait()
+                Issue.record("a command succeeded on a closed connection")
+            } catch let error as RedisError {
+                #expect(error.code == code)
+            }
+        }
+        #expect(!self.channel.isActive)
+    }
+
+    @Test("a timeout whose callback writes another command keeps replies in order")
+    func timeoutCallbackWrites() throws {
+        let slow = try self.send(RedisCommand("BLPOP", "a", "0"), timeout: .milliseconds(50))
+        let channel = self.channel
+        let loop = self.loop
+        let retried = loop.makePromise(of: RESPValue.self)
+        slow.whenFailure { _ in
+            _ = try? channel.writeOutbound(RedisRequest(
+                payload: .single(RedisCommand("GET", "k"), retried),
+                deadline: loop.now + .seconds(10)
+            ))
+        }
+        self.loop.advanceTime(by: .milliseconds(60))
+        _ = try self.written()
+        try self.channel.writeInbound(ByteBuffer(string: "*-1\r\n$2\r\nok\r\n"))
+        #expect(try retried.futureResult.wait() == .bulkString(ByteBuffer(string: "ok")))
+    }
+
+    @Test("after a timeout, a peer silent past the limit is given up: the connection closes")
+    func silentPeerIsClosed() throws {
+        let slow = try self.send(RedisCommand("GET", "k"), timeout: .milliseconds(50))
+        self.loop.advanceTime(by: .milliseconds(60))
+        #expect(throws: RedisError.self) { try slow.wait() }
+        #expect(self.channel.isActive, "one timeout alone must not close the connection")
+        self.loop.advanceTime(by: .seconds(2))
+        #expect(!self.channel.isActive)
+    }
+
+    @Test("a long command within its own timeout is not silence")
+    func longCommandIsNotSilence() throws {
+        let blocking = try self.send(RedisCommand("BLPOP", "q", "5"), timeout: .seconds(10))
+        self.loop.advanceTime(by: .seconds(5))
+        #expect(self.channel.isActive)
+        try self.channel.writeInbound(ByteBuffer(string: "*-1\r\n"))
+        #expect(try blocking.wait() == .null)
     }
 
     @Test("a reply nobody asked for is a protocol error and closes the connection")

@@ -294,8 +294,11 @@ struct RedisClientTests {
             }
             try await withClient(url: "redis://:topsecret@127.0.0.1:\(port)/0") { client, _ in
                 #expect(try await client.send("GET", "in-db-3").isNull)
-                _ = try await client.send("SELECT", 3)
-                #expect(try await client.send("GET", "in-db-3").string == "yes")
+                let inDB3 = try await client.withConnection { connection in
+                    _ = try await connection.send(RedisCommand("SELECT", 3))
+                    return try await connection.send(RedisCommand("GET", "in-db-3"))
+                }
+                #expect(inDB3.string == "yes")
             }
             try await withClient(url: "redis://alice:wrong@127.0.0.1:\(port)") { client, _ in
                 let error = await redisError { try await client.connect() }

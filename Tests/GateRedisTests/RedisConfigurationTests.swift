@@ -21,6 +21,8 @@ struct RedisConfigurationTests {
         Good(url: "redis://[::1]:6390/2", endpoint: .tcp(host: "::1", port: 6390), username: nil, password: nil, database: 2),
         Good(url: "unix:///run/redis/redis.sock", endpoint: .unix(path: "/run/redis/redis.sock"), username: nil, password: nil, database: 0),
         Good(url: "unix://bob:pw@/tmp/r.sock?db=4", endpoint: .unix(path: "/tmp/r.sock"), username: "bob", password: "pw", database: 4),
+        Good(url: "unix:///run/redis@6380/redis.sock", endpoint: .unix(path: "/run/redis@6380/redis.sock"), username: nil, password: nil, database: 0),
+        Good(url: "redis://user:@h", endpoint: .tcp(host: "h", port: 6379), username: "user", password: nil, database: 0),
     ]
 
     @Test("good URLs", arguments: good)
@@ -46,6 +48,9 @@ struct RedisConfigurationTests {
         ("unix:///tmp/r.sock?tls=1", "unknown parameter 'tls'"),
         ("redis://u:%zz@h", "percent-encoding in the password"),
         ("redis://u:topsecret@h:70000", "port '70000'"),
+        ("redis://::1", "IPv6 host must be in brackets"),
+        ("redis://h/2@evil", "database '2@evil'"),
+        ("unix:///tmp/r.sock?password=topsecret&tls=1", "unknown parameter 'tls'"),
     ])
     func refuses(url: String, problem: String) {
         let error = #expect(throws: RedisError.self) { try RedisConfiguration(url: url) }

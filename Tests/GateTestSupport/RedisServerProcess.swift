@@ -27,7 +27,7 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     public let listener: Listener
     /// The TCP port (`tcp` listener only).
-    public let port: Int
+    public private(set) var port: Int
     /// The unix socket path (`unixSocket` listener only).
     public let socketPath: String
     /// The server's working directory, removed on `stop`.
@@ -68,13 +68,21 @@ public final class RedisServerProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = listener == .tcp ? try freeLoopbackPort() : 0
         let server = RedisServerProcess(listener: listener, port: port, directory: directory, extraArguments: arguments)
-        do {
-            try await server.launch()
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
+        // A port free a moment ago can be taken before redis-server binds it (tests run in
+        // parallel); try a few ports before giving up.
+        var attempt = 1
+        while true {
+            do {
+                try await server.launch()
+                return server
+            } catch let error as TestSupportError where error.description.contains("Address already in use") && attempt < 5 {
+                attempt += 1
+                server.port = try freeLoopbackPort()
+            } catch {
+                try? FileManager.default.removeItem(at: directory)
+                throw error
+            }
         }
-        return server
     }
 
     private static func binary() throws -> String {
@@ -222,28 +230,29 @@ public struct TestSupportError: Error, CustomStringConvertible {
     }
 }
 
-/// A loopback port nothing listens on right now (the kernel's pick for an ephemeral bind).
+/// A loopback port nothing listens on right now, below Linux's ephemeral range (32768+), so
+/// the outgoing connections of parallel tests cannot take it before the server binds it.
 public func freeLoopbackPort() throws -> Int {
+    for _ in 0..<200 {
+        let candidate = Int.random(in: 20_000..<32_000)
+        if canBind(port: candidate) {
+            return candidate
+        }
+    }
+    throw TestSupportError("no free loopback port found in 20000..<32000")
+}
+
+private func canBind(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else {
-        throw TestSupportError("socket() failed: errno \(errno)")
+        return false
     }
     defer { close(fd) }
-    var address = loopbackAddress(port: 0)
+    var address = loopbackAddress(port: port)
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else {
-        throw TestSupportError("bind() failed: errno \(errno)")
-    }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let named = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    guard named == 0 else {
-        throw TestSupportError("getsockname() failed: errno \(errno)")
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return bound == 0
 }
 
 private func loopbackAddress(port: Int) -> sockaddr_in {

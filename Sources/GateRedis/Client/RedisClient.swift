@@ -50,9 +50,14 @@ public final class RedisClient: Sendable {
     /// Sends `command` on the shared connection of `eventLoop` (the current loop when `nil`).
     ///
     /// The future completes on that loop with the reply; a server error reply fails it with
-    /// `serverError`.
+    /// `serverError`. Commands that change or block their connection (`MULTI`, `WATCH`,
+    /// `SELECT`, `SUBSCRIBE`, `BLPOP`, …) fail with `unsupportedCommand`: they belong in
+    /// `withConnection`.
     public func send(_ command: RedisCommand, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RESPValue> {
         let node = self.node(for: eventLoop)
+        if let refusal = command.sharedConnectionRefusal {
+            return node.eventLoop.makeFailedFuture(refusal)
+        }
         let promise = node.eventLoop.makePromise(of: RESPValue.self)
         let request = RedisRequest(payload: .single(command, promise), deadline: self.deadline())
         if node.eventLoop.inEventLoop {
@@ -67,6 +72,9 @@ public final class RedisClient: Sendable {
     /// server errors in place as `RESPValue.error`. One deadline covers the whole batch.
     public func pipeline(_ commands: [RedisCommand], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<[RESPValue]> {
         let node = self.node(for: eventLoop)
+        if let refusal = commands.lazy.compactMap(\.sharedConnectionRefusal).first {
+            return node.eventLoop.makeFailedFuture(refusal)
+        }
         let promise = node.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(payload: .batch(commands, promise), deadline: self.deadline())
         if node.eventLoop.inEventLoop {

@@ -37,6 +37,9 @@ public struct RedisConfiguration: Sendable {
     public var commandTimeout: Duration
     /// How long dialling and the `AUTH`/`SELECT` handshake may take.
     public var connectTimeout: Duration
+    /// How long a connection whose command timed out may then stay silent before it is closed and
+    /// dialled again (a host that vanished sends no reset; TCP alone would wait ~15 minutes).
+    public var silentPeerTimeout: Duration
     /// Exclusive connections (for WATCH … EXEC) each event loop may open.
     public var exclusiveConnectionsPerLoop: Int
     /// How long `withConnection` waits for a free exclusive connection.
@@ -56,6 +59,7 @@ public struct RedisConfiguration: Sendable {
         database: Int = 0,
         commandTimeout: Duration = .milliseconds(50),
         connectTimeout: Duration = .milliseconds(500),
+        silentPeerTimeout: Duration = .seconds(2),
         exclusiveConnectionsPerLoop: Int = 8,
         acquireTimeout: Duration = .milliseconds(100),
         maximumReplyBytes: Int = 64 * 1024 * 1024,
@@ -68,6 +72,7 @@ public struct RedisConfiguration: Sendable {
         self.database = database
         self.commandTimeout = commandTimeout
         self.connectTimeout = connectTimeout
+        self.silentPeerTimeout = silentPeerTimeout
         self.exclusiveConnectionsPerLoop = max(1, exclusiveConnectionsPerLoop)
         self.acquireTimeout = acquireTimeout
         self.maximumReplyBytes = maximumReplyBytes
@@ -104,9 +109,20 @@ public struct RedisConfiguration: Sendable {
             rest = rest[..<mark]
         }
 
+        // User info ends at the last '@' of the authority (redis://) or at the '@' that starts
+        // the socket path (unix://user:pw@/path); an '@' inside a path is part of the path.
+        var userInfoEnd: Substring.Index?
+        if scheme == "unix" {
+            if !rest.hasPrefix("/"), let marker = rest.firstRange(of: "@/") {
+                userInfoEnd = marker.lowerBound
+            }
+        } else {
+            let authority = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
+            userInfoEnd = authority.lastIndex(of: "@")
+        }
         var username: String?
         var password: String?
-        if let at = rest.lastIndex(of: "@") {
+        if let at = userInfoEnd {
             let userInfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
             let parts = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
@@ -118,7 +134,8 @@ public struct RedisConfiguration: Sendable {
                 guard let secret = RedisConfiguration.percentDecoded(parts[1]) else {
                     throw invalid("bad percent-encoding in the password")
                 }
-                password = secret
+                // `redis://user:@host` means no password, not an empty one.
+                password = secret.isEmpty ? nil : secret
             } else if username != nil {
                 // `redis://secret@host` is how many tools spell a password alone.
                 password = username
@@ -161,6 +178,9 @@ public struct RedisConfiguration: Sendable {
             } else if let colon = hostPort.lastIndex(of: ":") {
                 host = hostPort[..<colon]
                 portText = hostPort[hostPort.index(after: colon)...]
+                guard !host.contains(":") else {
+                    throw invalid("an IPv6 host must be in brackets, as in redis://[::1]:6379")
+                }
             } else {
                 host = hostPort
             }
@@ -204,8 +224,17 @@ public struct RedisConfiguration: Sendable {
         self.init(endpoint: endpoint, username: username, password: password, database: database)
     }
 
-    /// The URL with any password replaced by `***`, for messages and logs.
+    /// The URL with any password (user info or `password=` parameter) replaced by `***`.
     static func redacted(_ url: String) -> String {
+        var redacted = Self.redactedUserInfo(url)
+        if let parameter = redacted.firstRange(of: "password=") {
+            let valueEnd = redacted[parameter.upperBound...].firstIndex(of: "&") ?? redacted.endIndex
+            redacted.replaceSubrange(parameter.upperBound..<valueEnd, with: "***")
+        }
+        return redacted
+    }
+
+    private static func redactedUserInfo(_ url: String) -> String {
         let prefixes = ["redis://", "unix://"]
         guard let scheme = prefixes.first(where: url.hasPrefix), let at = url.lastIndex(of: "@") else {
             return url

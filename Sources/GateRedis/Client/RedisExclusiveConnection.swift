@@ -13,8 +13,9 @@ public enum RedisTransactionResult: Sendable, Hashable {
 ///
 /// Valid until `release()` (which `RedisClient.withConnection` calls for you). It remembers
 /// whether a `WATCH` or `MULTI` is open, so a connection handed back mid-transaction is reset
-/// with `UNWATCH` or `DISCARD` before anyone else gets it; one whose command timed out is closed
-/// instead, since its state on the server is unknown.
+/// with `UNWATCH` or `DISCARD` before anyone else gets it. One whose command timed out (its
+/// state on the server is unknown) or that ran a command changing per-connection state
+/// (`SELECT`, `CLIENT SETNAME`, `SUBSCRIBE`, `HELLO`, …) is closed instead of reused.
 ///
 /// Methods may be called from any thread; they hop to the connection's event loop.
 public final class RedisExclusiveConnection: @unchecked Sendable {
@@ -23,6 +24,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
         case none
         case unwatch
         case discard
+        case close
     }
 
     private let connection: RedisConnection
@@ -30,16 +32,20 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
     // Loop-confined.
     private var watching = false
     private var inMulti = false
+    private var changedSession = false
     private var released = false
+    /// The breaker is half-open and this lease is its probe: report the first command's fate.
+    private var reportsProbe: Bool
 
     /// The event loop the connection lives on; futures complete there.
     public var eventLoop: any EventLoop {
         self.connection.eventLoop
     }
 
-    init(connection: RedisConnection, node: RedisNode) {
+    init(connection: RedisConnection, node: RedisNode, reportsProbe: Bool) {
         self.connection = connection
         self.node = node
+        self.reportsProbe = reportsProbe
     }
 
     /// Sends one command; a server error reply fails the future.
@@ -53,7 +59,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             self.track(command)
-            return self.connection.send(command, deadline: self.deadline())
+            return self.reportingProbe(self.connection.send(command, deadline: self.deadline()))
         }
     }
 
@@ -67,7 +73,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             commands.forEach(self.track)
-            return self.connection.send(batch: commands, deadline: self.deadline())
+            return self.reportingProbe(self.connection.send(batch: commands, deadline: self.deadline()))
         }
     }
 
@@ -127,27 +133,60 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
         self.onLoop { () -> EventLoopFuture<Void> in
             if !self.released {
                 self.released = true
-                let reset: PendingReset = self.inMulti ? .discard : (self.watching ? .unwatch : .none)
+                let reset: PendingReset
+                if self.changedSession {
+                    reset = .close
+                } else if self.inMulti {
+                    reset = .discard
+                } else if self.watching {
+                    reset = .unwatch
+                } else {
+                    reset = .none
+                }
                 self.node.release(self.connection, reset: reset)
             }
             return self.eventLoop.makeSucceededVoidFuture()
         }.whenComplete { _ in }
     }
 
+    /// Notes what `command` leaves open on the server, erring towards "open": a flag is set
+    /// when the command is sent and cleared only by a command that surely clears it.
     private func track(_ command: RedisCommand) {
-        switch command.name {
-        case "WATCH":
-            self.watching = true
-        case "MULTI":
-            self.inMulti = true
-        case "EXEC", "DISCARD":
-            self.inMulti = false
-            self.watching = false
-        case "UNWATCH":
-            self.watching = false
-        default:
+        switch command.connectionEffect {
+        case .none, .blocking:
             break
+        case .session:
+            self.changedSession = true
+        case .transaction:
+            switch command.name {
+            case "WATCH":
+                self.watching = true
+            case "MULTI":
+                self.inMulti = true
+            case "EXEC", "DISCARD":
+                // Outside MULTI these fail and leave any WATCH in place.
+                if self.inMulti {
+                    self.inMulti = false
+                    self.watching = false
+                }
+            case "UNWATCH":
+                self.watching = false
+            default:
+                break
+            }
         }
+    }
+
+    private func reportingProbe<Value>(_ future: EventLoopFuture<Value>) -> EventLoopFuture<Value> {
+        guard self.reportsProbe else {
+            return future
+        }
+        self.reportsProbe = false
+        let node = self.node
+        future.whenComplete { result in
+            node.probeFinished(answered: RedisRequest.answered(result))
+        }
+        return future
     }
 
     private func deadline() -> NIODeadline {

@@ -85,13 +85,21 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
     /// Sends `request` on the shared connection; must be called on the loop.
     func send(_ request: RedisRequest) {
         self.eventLoop.preconditionInEventLoop()
-        if let refusal = self.admit() {
+        switch self.admit() {
+        case .refuse(let refusal):
             request.fail(refusal)
             return
+        case .probe:
+            request.whenAnswered { answered in self.probeFinished(answered: answered) }
+        case .pass:
+            break
         }
         switch self.shared {
-        case .ready(let connection):
+        case .ready(let connection) where connection.isActive:
             connection.write(request)
+        case .ready:
+            // Closing: its close callback is about to schedule the re-dial; wait for that.
+            self.enqueueWaiting(request)
         case .shutdown:
             request.fail(RedisError(code: .shutdown, message: "the Redis client has been shut down"))
         case .idle:
@@ -110,17 +118,41 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         }
     }
 
-    private func admit() -> RedisError? {
+    /// What the breaker says about one more call.
+    private enum Gate {
+        /// Go ahead.
+        case pass
+        /// Go ahead, and report whether Redis answered: the breaker is waiting to hear.
+        case probe
+        /// Fail at once with this error.
+        case refuse(RedisError)
+    }
+
+    private func admit() -> Gate {
         switch self.breaker.admit(now: RedisNode.now()) {
-        case .allow, .probe:
-            return nil
+        case .allow:
+            return .pass
+        case .probe:
+            return .probe
         case .reject(let retryAt):
             let wait = retryAt - RedisNode.now()
             let reason = self.lastFailure.map { ": \($0.message)" } ?? ""
-            return RedisError(
+            return .refuse(RedisError(
                 code: .circuitOpen,
                 message: "Redis at \(self.configuration.endpoint) is failing\(reason); failing fast, next try in \(wait.formattedMilliseconds)"
-            )
+            ))
+        }
+    }
+
+    /// The half-open breaker's probe came back: any reply (a server error too) means Redis
+    /// answers; a timeout or a lost connection means it still does not.
+    func probeFinished(answered: Bool) {
+        self.eventLoop.preconditionInEventLoop()
+        if answered {
+            self.lastFailure = nil
+            self.breaker.recordSuccess()
+        } else {
+            self.recordFailure(self.lastFailure ?? RedisError(code: .timeout, message: "the probe got no reply"))
         }
     }
 
@@ -254,13 +286,21 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         if case .shutdown = self.shared {
             return self.eventLoop.makeFailedFuture(RedisError(code: .shutdown, message: "the Redis client has been shut down"))
         }
-        if let refusal = self.admit() {
+        let isProbe: Bool
+        switch self.admit() {
+        case .refuse(let refusal):
             return self.eventLoop.makeFailedFuture(refusal)
+        case .probe:
+            isProbe = true
+        case .pass:
+            isProbe = false
         }
         while let connection = self.idleExclusive.popLast() {
             if connection.isActive {
                 self.leasedCount += 1
-                return self.eventLoop.makeSucceededFuture(RedisExclusiveConnection(connection: connection, node: self))
+                return self.eventLoop.makeSucceededFuture(
+                    RedisExclusiveConnection(connection: connection, node: self, reportsProbe: isProbe)
+                )
             }
         }
         let promise = self.eventLoop.makePromise(of: RedisExclusiveConnection.self)
@@ -312,7 +352,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         }
         if let waiter = self.leaseWaiters.popFirst() {
             self.leasedCount += 1
-            waiter.promise.succeed(RedisExclusiveConnection(connection: connection, node: self))
+            waiter.promise.succeed(RedisExclusiveConnection(connection: connection, node: self, reportsProbe: false))
         } else {
             self.idleExclusive.append(connection)
         }
@@ -336,6 +376,12 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         switch reset {
         case .none:
             break
+        case .close:
+            // The user changed per-connection state (SELECT, CLIENT SETNAME, SUBSCRIBE, …) that
+            // the next user must not inherit.
+            connection.close()
+            self.openExclusiveIfRoom()
+            return
         case .unwatch:
             connection.send(RedisCommand("UNWATCH"), deadline: deadline).whenFailure { _ in connection.close() }
         case .discard:
@@ -352,10 +398,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
             var kept = CircularBuffer<LeaseWaiter>(initialCapacity: self.leaseWaiters.count)
             while let waiter = self.leaseWaiters.popFirst() {
                 if waiter.deadline <= now {
-                    waiter.promise.fail(RedisError(
-                        code: .poolExhausted,
-                        message: "all \(self.configuration.exclusiveConnectionsPerLoop) exclusive Redis connections of this event loop stayed busy for the acquire timeout; raise exclusiveConnectionsPerLoop or hold connections shorter"
-                    ))
+                    waiter.promise.fail(self.acquireTimeoutError())
                 } else {
                     kept.append(waiter)
                 }
@@ -365,6 +408,21 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
                 self.armLeaseTimer(at: earliest)
             }
         }
+    }
+
+    /// Why a lease waited past its acquire timeout: busy connections, or a dial not done yet.
+    private func acquireTimeoutError() -> RedisError {
+        if self.leasedCount >= self.configuration.exclusiveConnectionsPerLoop {
+            return RedisError(
+                code: .poolExhausted,
+                message: "all \(self.configuration.exclusiveConnectionsPerLoop) exclusive Redis connections of this event loop stayed busy for the acquire timeout; raise exclusiveConnectionsPerLoop or hold connections shorter"
+            )
+        }
+        let reason = self.lastFailure.map { " (last failure: \($0.message))" } ?? ""
+        return RedisError(
+            code: .timeout,
+            message: "could not open an exclusive connection to Redis at \(self.configuration.endpoint) within the acquire timeout\(reason)"
+        )
     }
 
     // MARK: Shutdown

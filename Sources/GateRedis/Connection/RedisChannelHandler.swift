@@ -17,7 +17,13 @@ protocol RedisConnectionObserver: AnyObject, Sendable {
 /// Timeouts: every slot has a deadline, and one timer per connection fails the slots whose
 /// deadline has passed. A timed-out slot stays in the FIFO (abandoned), because its reply may
 /// still come and must be matched to it, not to the next command. `hasTimedOut` tells an
-/// exclusive connection's owner that the server's state is no longer known.
+/// exclusive connection's owner that the server's state is no longer known. A peer that let a
+/// command time out and then answered nothing for `silenceLimit` is given up on: the connection
+/// is closed so its owner dials again (a dead host never sends the reset that would tell us).
+///
+/// Completing a promise runs its callbacks at once, and they may write, release or close this
+/// very connection; so every pass over the FIFO first settles the handler's own state and only
+/// then completes promises.
 ///
 /// Bad input: anything hiredis cannot parse, or a reply with no request waiting for it, fails
 /// every pending slot with `protocolError` and closes the connection. When the connection goes
@@ -34,6 +40,17 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         case batch(RedisBatchReplies)
         /// Timed out; its reply, when it comes, is dropped.
         case abandoned
+
+        func fail(_ error: RedisError) {
+            switch self {
+            case .single(let promise, let command):
+                promise.fail(error.with(command: command))
+            case .batch(let batch):
+                batch.fail(error)
+            case .abandoned:
+                break
+            }
+        }
     }
 
     private struct Slot {
@@ -55,6 +72,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var timedOutSinceLastReply = false
+    /// Since when the peer owes a reply: the last read, or the write that found the FIFO empty.
+    private var waitingSince: NIODeadline?
+    private let silenceLimit: TimeAmount
     private let peer: String
     weak var observer: (any RedisConnectionObserver)?
 
@@ -66,10 +86,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         self.slots.count
     }
 
-    init(peer: String, maximumReplyBytes: Int) {
+    init(peer: String, maximumReplyBytes: Int, silenceLimit: TimeAmount = .seconds(2)) {
         self.peer = peer
         self.reader = RESPReader(maximumReplyBytes: maximumReplyBytes)
         self.outbound = ByteBuffer()
+        self.silenceLimit = silenceLimit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -84,6 +105,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             request.fail(error)
             promise?.fail(error)
             return
+        }
+        if self.slots.isEmpty {
+            self.waitingSince = context.eventLoop.now
         }
         switch request.payload {
         case .single(let command, let replyPromise):
@@ -117,9 +141,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = self.unwrapInboundIn(data)
+        self.waitingSince = context.eventLoop.now
         do throws(RedisError) {
             try self.reader.feed(buffer)
-            while let reply = try self.reader.next() {
+            // A callback of a delivered reply may close this connection; stop reading then.
+            while case .open = self.state, let reply = try self.reader.next() {
                 guard let slot = self.slots.popFirst() else {
                     throw RedisError(
                         code: .protocolError,
@@ -145,9 +171,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             )
         }
         self.state = .closed(error)
-        self.failAllSlots(error)
         self.timer?.cancel()
         self.timer = nil
+        self.timerDeadline = nil
+        self.failAllSlots(error)
         context.fireChannelInactive()
     }
 
@@ -189,16 +216,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    /// Empties the FIFO first, then fails what it held (callbacks may touch the handler).
     private func failAllSlots(_ error: RedisError) {
-        while let slot = self.slots.popFirst() {
-            switch slot.waiter {
-            case .single(let promise, let command):
-                promise.fail(error.with(command: command))
-            case .batch(let batch):
-                batch.fail(error)
-            case .abandoned:
-                break
-            }
+        let failed = self.slots
+        self.slots.removeAll()
+        for slot in failed {
+            slot.waiter.fail(error)
         }
     }
 
@@ -218,9 +241,14 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private func timerFired(context: ChannelHandlerContext) {
         self.timer = nil
         self.timerDeadline = nil
+        guard case .open = self.state else {
+            return
+        }
         let now = context.eventLoop.now
+
+        // Phase 1: settle the FIFO and the handler's own state.
+        var expired: [Waiter] = []
         var earliest: NIODeadline?
-        var expired = 0
         for index in self.slots.indices {
             let slot = self.slots[index]
             if case .abandoned = slot.waiter {
@@ -230,28 +258,42 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 earliest = min(earliest ?? slot.deadline, slot.deadline)
                 continue
             }
-            expired += 1
-            let error = RedisError(
-                code: .timeout,
-                message: "no reply from \(self.peer) within the command timeout; the command may still run"
-            )
-            switch slot.waiter {
-            case .single(let promise, let command):
-                promise.fail(error.with(command: command))
-            case .batch(let batch):
-                batch.fail(error)
-            case .abandoned:
-                break
-            }
+            expired.append(slot.waiter)
             self.slots[index].waiter = .abandoned
         }
-        if expired > 0 {
+        if !expired.isEmpty {
             self.hasTimedOut = true
             self.timedOutSinceLastReply = true
-            self.observer?.redisConnectionTimedOut()
         }
-        if let earliest {
+        // Only a peer that let a command time out and then stayed silent is given up on; a long
+        // blocking command within its own timeout is not silence.
+        if self.timedOutSinceLastReply, let since = self.waitingSince, !self.slots.isEmpty {
+            let giveUpAt = since + self.silenceLimit
+            if giveUpAt <= now {
+                let silence = RedisError(
+                    code: .timeout,
+                    message: "\(self.peer) has answered nothing for \((now - since).nanoseconds / 1_000_000) ms; closing the connection to dial again"
+                )
+                self.failAndClose(context: context, error: silence)
+            } else {
+                earliest = min(earliest ?? giveUpAt, giveUpAt)
+            }
+        }
+        if let earliest, case .open = self.state {
             self.armTimer(context: context, for: earliest)
+        }
+
+        // Phase 2: tell the world.
+        guard !expired.isEmpty else {
+            return
+        }
+        self.observer?.redisConnectionTimedOut()
+        let error = RedisError(
+            code: .timeout,
+            message: "no reply from \(self.peer) within the command timeout; the command may still run"
+        )
+        for waiter in expired {
+            waiter.fail(error)
         }
     }
 }

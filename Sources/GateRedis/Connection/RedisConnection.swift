@@ -56,11 +56,16 @@ final class RedisConnection: @unchecked Sendable {
     ) -> EventLoopFuture<RedisConnection> {
         let endpoint = configuration.endpoint
         let maximumReplyBytes = configuration.maximumReplyBytes
+        let silenceLimit = configuration.silentPeerTimeout.timeAmount
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout.timeAmount)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = RedisChannelHandler(peer: endpoint.description, maximumReplyBytes: maximumReplyBytes)
+                    let handler = RedisChannelHandler(
+                        peer: endpoint.description,
+                        maximumReplyBytes: maximumReplyBytes,
+                        silenceLimit: silenceLimit
+                    )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -85,9 +90,12 @@ final class RedisConnection: @unchecked Sendable {
                     RedisError(code: .connectionRefused, message: "connection to \(endpoint) lost its handler: \(error)")
                 )
             }
-            handler.observer = observer
             let connection = RedisConnection(channel: channel, handler: handler, endpoint: endpoint)
-            return connection.handshake(configuration: configuration, deadline: deadline)
+            return connection.handshake(configuration: configuration, deadline: deadline).map { connection in
+                // Only now: a failed handshake is counted once, by whoever dialled.
+                connection.handler.observer = observer
+                return connection
+            }
         }
     }
 
@@ -153,7 +161,17 @@ final class RedisConnection: @unchecked Sendable {
     }
 
     /// Writes `request` now and flushes at the end of this event-loop tick.
+    ///
+    /// On a closed connection the request fails at once: once NIO has removed the handlers a
+    /// write would be dropped silently and its promise never completed.
     func write(_ request: RedisRequest) {
+        guard self.channel.isActive else {
+            request.fail(RedisError(
+                code: .connectionClosed,
+                message: "the connection to \(self.endpoint) is closed; the command was not sent"
+            ))
+            return
+        }
         self.channel.pipeline.syncOperations.write(NIOAny(request), promise: nil)
         if !self.flushScheduled {
             self.flushScheduled = true

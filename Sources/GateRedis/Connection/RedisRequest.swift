@@ -17,6 +17,26 @@ struct RedisRequest {
     /// When the reply must have arrived; past it the request fails with `timeout`.
     var deadline: NIODeadline
 
+    /// Calls `body` once the request completes: `true` if Redis answered (a server error is an
+    /// answer too), `false` if it timed out or the connection failed.
+    func whenAnswered(_ body: @escaping @Sendable (Bool) -> Void) {
+        switch self.payload {
+        case .single(_, let promise):
+            promise.futureResult.whenComplete { body(Self.answered($0)) }
+        case .batch(_, let promise):
+            promise.futureResult.whenComplete { body(Self.answered($0)) }
+        }
+    }
+
+    static func answered<Value>(_ result: Result<Value, any Error>) -> Bool {
+        switch result {
+        case .success:
+            return true
+        case .failure(let error):
+            return (error as? RedisError)?.code == .serverError
+        }
+    }
+
     func fail(_ error: RedisError) {
         switch self.payload {
         case .single(let command, let promise):

@@ -24,7 +24,7 @@ final class RESPReader {
             fatalError("hiredis could not allocate a reader (out of memory)")
         }
         self.reader = reader
-        self.collector = ReplyCollector(maximumArrayElements: maximumReplyBytes / 4)
+        self.collector = ReplyCollector(maximumReplyBytes: maximumReplyBytes)
         self.maximumReplyBytes = maximumReplyBytes
         reader.pointee.privdata = Unmanaged.passUnretained(self.collector).toOpaque()
     }
@@ -112,7 +112,12 @@ private final class ReplyCollector {
         }
     }
 
-    let maximumArrayElements: Int
+    /// What one element costs besides its payload, for the size limit (an enum case in an array).
+    static let elementCost = 16
+
+    let maximumReplyBytes: Int
+    /// Bytes the top-level reply under construction has cost so far.
+    private var replyBytes = 0
     /// A complete top-level reply that is not an array.
     private var leaf: RESPValue?
     /// The top-level array being built (or just completed).
@@ -120,8 +125,21 @@ private final class ReplyCollector {
     /// Why a callback refused to build an object (hiredis then only says "out of memory").
     var failure: String?
 
-    init(maximumArrayElements: Int) {
-        self.maximumArrayElements = maximumArrayElements
+    init(maximumReplyBytes: Int) {
+        self.maximumReplyBytes = maximumReplyBytes
+    }
+
+    /// Counts `bytes` against the reply's size limit; `false` (with `failure` set) past it.
+    ///
+    /// hiredis consumes an array's elements as they arrive, so the unparsed-buffer check alone
+    /// would let a reply of millions of small elements through.
+    func charge(_ bytes: Int) -> Bool {
+        self.replyBytes += bytes + ReplyCollector.elementCost
+        if self.replyBytes > self.maximumReplyBytes {
+            self.failure = "a reply is larger than \(self.maximumReplyBytes) bytes (the client's limit)"
+            return false
+        }
+        return true
     }
 
     /// Files `value` under its parent array, or keeps it as the top-level reply.
@@ -136,8 +154,11 @@ private final class ReplyCollector {
 
     /// Starts an array of `count` elements under its parent, or as the top-level reply.
     func startArray(count: Int, task: UnsafePointer<redisReadTask>) -> UnsafeMutableRawPointer? {
-        guard count <= self.maximumArrayElements else {
+        guard count <= self.maximumReplyBytes / ReplyCollector.elementCost else {
             self.failure = "an array reply announces \(count) elements, more than the client's limit"
+            return nil
+        }
+        guard self.charge(0) else {
             return nil
         }
         let builder = ArrayBuilder(expected: count)
@@ -150,6 +171,7 @@ private final class ReplyCollector {
     }
 
     func takeCompleted() -> RESPValue {
+        self.replyBytes = 0
         if let root = self.root {
             self.root = nil
             return root.build()
@@ -162,6 +184,7 @@ private final class ReplyCollector {
     func reset() {
         self.leaf = nil
         self.root = nil
+        self.replyBytes = 0
     }
 }
 
@@ -177,7 +200,7 @@ nonisolated(unsafe) private let replyObjectFunctions: UnsafeMutablePointer<redis
     let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
     table.initialize(to: redisReplyObjectFunctions(
         createString: { task, bytes, length in
-            guard let task, let collector = collector(task) else {
+            guard let task, let collector = collector(task), collector.charge(length) else {
                 return nil
             }
             let raw = UnsafeRawBufferPointer(start: bytes, count: length)
@@ -199,13 +222,13 @@ nonisolated(unsafe) private let replyObjectFunctions: UnsafeMutablePointer<redis
             return collector.startArray(count: Int(count), task: task)
         },
         createInteger: { task, value in
-            guard let task, let collector = collector(task) else {
+            guard let task, let collector = collector(task), collector.charge(0) else {
                 return nil
             }
             return collector.place(.integer(Int64(value)), task: task)
         },
         createNil: { task in
-            guard let task, let collector = collector(task) else {
+            guard let task, let collector = collector(task), collector.charge(0) else {
                 return nil
             }
             return collector.place(.null, task: task)
