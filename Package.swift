@@ -61,6 +61,7 @@ let package = Package(
             name: "GateTestSupport",
             dependencies: [
                 "GateRedis",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -200,12 +200,11 @@ struct RedisClientTests {
                 // Once Redis wakes up, the two late replies are dropped and every new command
                 // gets its own reply.
                 var answer: RESPValue?
-                for _ in 0..<200 where answer == nil {
+                let woke = try await eventually {
                     answer = try? await client.send("GET", "k")
-                    if answer == nil {
-                        try await Task.sleep(for: .milliseconds(20))  // bounded poll while Redis sleeps
-                    }
+                    return answer != nil
                 }
+                #expect(woke)
                 #expect(answer?.string == "v")
                 #expect(try await client.send("INCR", "n") == .integer(1))
             }
@@ -241,12 +240,11 @@ struct RedisClientTests {
 
             try await server.restart()
             var reply: RESPValue?
-            for _ in 0..<400 where reply == nil {
+            let reconnected = try await eventually(attempts: 400) {
                 reply = try? await client.send("PING")
-                if reply == nil {
-                    try await Task.sleep(for: .milliseconds(25))  // bounded poll for the reconnect
-                }
+                return reply != nil
             }
+            #expect(reconnected)
             #expect(reply == .simpleString("PONG"))
             _ = try await client.send("SET", "k", "after")
             #expect(try await client.send("GET", "k").string == "after")

@@ -1,7 +1,6 @@
 import GateCore
 import GateRedis
 import GateTestSupport
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -138,13 +137,7 @@ struct RedisConnectionStateTests {
                 let refused = await redisError { try await client.send("PING") }
                 #expect(refused?.code == .circuitOpen)
 
-                var answered = false
-                for _ in 0..<100 where !answered {
-                    answered = (try? await client.send("PING")) != nil
-                    if !answered {
-                        try await Task.sleep(for: .milliseconds(20))  // bounded wait for the open period
-                    }
-                }
+                let answered = try await eventually { (try? await client.send("PING")) != nil }
                 #expect(answered)
                 var after: [String] = []
                 for _ in 0..<8 {
@@ -158,48 +151,19 @@ struct RedisConnectionStateTests {
 
     @Test("a peer that stops answering is closed after the silence limit so the client dials again")
     func silentPeerIsRedialled() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let accepted = NIOLockedValueBox(0)
-        let closed = NIOLockedValueBox(0)
-        let server = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                accepted.withLockedValue { $0 += 1 }
-                channel.closeFuture.whenComplete { _ in closed.withLockedValue { $0 += 1 } }
-                return channel.eventLoop.makeSucceededVoidFuture()
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = server.localAddress?.port ?? 0
-        do {
-            try await withClient(url: "redis://127.0.0.1:\(port)", configure: {
+        try await withFakeTCPServer(reply: nil) { server in
+            try await withClient(url: "redis://127.0.0.1:\(server.port)", configure: {
                 $0.commandTimeout = .milliseconds(50)
                 $0.silentPeerTimeout = .milliseconds(300)
                 $0.circuitBreaker = .init(failureThreshold: 1_000)
             }) { client, _ in
                 let error = await redisError { try await client.send("PING") }
                 #expect(error?.code == .timeout)
-                var closedCount = 0
-                for _ in 0..<250 where closedCount == 0 {
-                    closedCount = closed.withLockedValue { $0 }
-                    if closedCount == 0 {
-                        try await Task.sleep(for: .milliseconds(20))  // bounded wait for the close
-                    }
-                }
-                #expect(closedCount >= 1, "the silent connection was never closed")
-                var dialled = 0
-                for _ in 0..<250 where dialled < 2 {
-                    dialled = accepted.withLockedValue { $0 }
-                    if dialled < 2 {
-                        try await Task.sleep(for: .milliseconds(20))  // bounded wait for the re-dial
-                    }
-                }
-                #expect(dialled >= 2, "the client did not dial again")
+                let closed = try await eventually { server.closed >= 1 }
+                #expect(closed, "the silent connection was never closed")
+                let redialled = try await eventually { server.accepted >= 2 }
+                #expect(redialled, "the client did not dial again")
             }
-        } catch {
-            try await server.close()
-            try await group.shutdownGracefully()
-            throw error
         }
-        try await server.close()
-        try await group.shutdownGracefully()
     }
 }
