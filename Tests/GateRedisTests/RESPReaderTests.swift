@@ -24,8 +24,8 @@ struct RESPReaderTests {
     func parsesWhole(wire: String, expected: RESPValue) throws {
         let reader = RESPReader()
         try reader.feed(ByteBuffer(string: wire))
-        #expect(try reader.next() == expected)
-        #expect(try reader.next() == nil)
+        #expect(try reader.readAll() == [expected])
+        #expect(try reader.readAll() == [])
     }
 
     @Test("parses every reply type fed one byte at a time, with nothing early", arguments: cases)
@@ -34,11 +34,11 @@ struct RESPReaderTests {
         let bytes = Array(wire.utf8)
         for (index, byte) in bytes.enumerated() {
             try reader.feed(ByteBuffer(bytes: [byte]))
-            let reply = try reader.next()
+            let replies = try reader.readAll()
             if index < bytes.count - 1 {
-                #expect(reply == nil, "a reply came out after \(index + 1) of \(bytes.count) bytes")
+                #expect(replies == [], "a reply came out after \(index + 1) of \(bytes.count) bytes")
             } else {
-                #expect(reply == expected)
+                #expect(replies == [expected])
             }
         }
     }
@@ -51,11 +51,55 @@ struct RESPReaderTests {
             wire.writeString(":\(value)\r\n")
         }
         try reader.feed(wire)
-        var seen: [Int64] = []
-        while let reply = try reader.next() {
-            seen.append(reply.int ?? -1)
+        #expect(try reader.readAll().map { $0.int ?? -1 } == (0..<1_000).map(Int64.init))
+    }
+
+    @Test("bulk strings of one read are slices of one buffer; a later read gets its own")
+    func bulkStringsShareTheReadsBuffer() throws {
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: "$3\r\nabc\r\n*2\r\n$2\r\nde\r\n$-1\r\n$1\r\nf\r\n$2\r\ngh"))
+        let first = try reader.readAll()
+        #expect(first == [
+            .bulkString(ByteBuffer(string: "abc")),
+            .array([.bulkString(ByteBuffer(string: "de")), .null]),
+            .bulkString(ByteBuffer(string: "f")),
+        ])
+        try reader.feed(ByteBuffer(string: "\r\n$3\r\nijk\r\n"))
+        let second = try reader.readAll()
+        #expect(second == [.bulkString(ByteBuffer(string: "gh")), .bulkString(ByteBuffer(string: "ijk"))])
+        // The first read's slices are unchanged by the second read's writes.
+        #expect(first[0] == .bulkString(ByteBuffer(string: "abc")))
+        #expect(first[2] == .bulkString(ByteBuffer(string: "f")))
+    }
+
+    @Test("an array split across reads keeps the bulk strings of its first part")
+    func arraySplitAcrossReads() throws {
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: "$3\r\none\r\n*3\r\n$3\r\ntwo\r\n$5\r\nthr"))
+        let first = try reader.readAll()
+        #expect(first == [.bulkString(ByteBuffer(string: "one"))])
+        try reader.feed(ByteBuffer(string: "ee\r\n$4\r\nfour\r\n$4\r\nfive\r\n"))
+        let second = try reader.readAll()
+        #expect(second == [
+            .array([.bulkString(ByteBuffer(string: "two")), .bulkString(ByteBuffer(string: "three")), .bulkString(ByteBuffer(string: "four"))]),
+            .bulkString(ByteBuffer(string: "five")),
+        ])
+        #expect(first == [.bulkString(ByteBuffer(string: "one"))])
+    }
+
+    @Test("good replies before bad bytes are delivered, then the error")
+    func goodRepliesBeforeGarbage() throws {
+        let reader = RESPReader()
+        try reader.feed(ByteBuffer(string: "$2\r\nok\r\n:5\r\n!garbage\r\n"))
+        var delivered: [RESPValue] = []
+        let error = #expect(throws: RedisError.self) {
+            try reader.readReplies { reply in
+                delivered.append(reply)
+                return true
+            }
         }
-        #expect(seen == (0..<1_000).map(Int64.init))
+        #expect(delivered == [.bulkString(ByteBuffer(string: "ok")), .integer(5)])
+        #expect(error?.code == .protocolError)
     }
 
     @Test("garbage is a protocol error that names what was wrong, and stays one", arguments: [
@@ -64,7 +108,7 @@ struct RESPReaderTests {
     func garbage(wire: String) throws {
         let reader = RESPReader()
         try reader.feed(ByteBuffer(string: wire))
-        let error = #expect(throws: RedisError.self) { try reader.next() }
+        let error = #expect(throws: RedisError.self) { try reader.readAll() }
         #expect(error?.code == .protocolError)
         #expect(error?.message.isEmpty == false)
         let again = #expect(throws: RedisError.self) { try reader.feed(ByteBuffer(string: "+OK\r\n")) }
@@ -76,7 +120,7 @@ struct RESPReaderTests {
         let reader = RESPReader(maximumReplyBytes: 1_024)
         try reader.feed(ByteBuffer(string: "$1000000\r\n"))
         try reader.feed(ByteBuffer(repeating: UInt8(ascii: "a"), count: 2_000))
-        let error = #expect(throws: RedisError.self) { try reader.next() }
+        let error = #expect(throws: RedisError.self) { try reader.readAll() }
         #expect(error?.code == .protocolError)
         #expect(error?.message.contains("larger than 1024 bytes") == true)
     }
@@ -90,7 +134,7 @@ struct RESPReaderTests {
             wire.writeString("$20\r\n01234567890123456789\r\n")
         }
         try reader.feed(wire)
-        let error = #expect(throws: RedisError.self) { try reader.next() }
+        let error = #expect(throws: RedisError.self) { try reader.readAll() }
         #expect(error?.code == .protocolError)
         #expect(error?.message.contains("larger than 1024 bytes") == true)
     }
@@ -100,7 +144,7 @@ struct RESPReaderTests {
         let reader = RESPReader(maximumReplyBytes: 1_024)
         for _ in 0..<200 {
             try reader.feed(ByteBuffer(string: "*2\r\n$3\r\nabc\r\n:7\r\n"))
-            #expect(try reader.next() == .array([.bulkString(ByteBuffer(string: "abc")), .integer(7)]))
+            #expect(try reader.readAll() == [.array([.bulkString(ByteBuffer(string: "abc")), .integer(7)])])
         }
     }
 
@@ -108,7 +152,7 @@ struct RESPReaderTests {
     func hugeArray() throws {
         let reader = RESPReader(maximumReplyBytes: 1_024)
         try reader.feed(ByteBuffer(string: "*2147483647\r\n"))
-        let error = #expect(throws: RedisError.self) { try reader.next() }
+        let error = #expect(throws: RedisError.self) { try reader.readAll() }
         #expect(error?.code == .protocolError)
         #expect(error?.message.contains("2147483647 elements") == true)
     }

@@ -142,20 +142,30 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = self.unwrapInboundIn(data)
         self.waitingSince = context.eventLoop.now
+        var unsolicited: RESPValue?
         do throws(RedisError) {
             try self.reader.feed(buffer)
-            // A callback of a delivered reply may close this connection; stop reading then.
-            while case .open = self.state, let reply = try self.reader.next() {
+            try self.reader.readReplies { reply in
+                // A callback of a delivered reply may close this connection; stop then.
+                guard case .open = self.state else {
+                    return false
+                }
                 guard let slot = self.slots.popFirst() else {
-                    throw RedisError(
-                        code: .protocolError,
-                        message: "\(self.peer) sent a reply no command asked for: \(reply)"
-                    )
+                    unsolicited = reply
+                    return false
                 }
                 self.deliver(reply, to: slot)
+                return true
             }
         } catch {
             self.failAndClose(context: context, error: error)
+            return
+        }
+        if let unsolicited {
+            self.failAndClose(context: context, error: RedisError(
+                code: .protocolError,
+                message: "\(self.peer) sent a reply no command asked for: \(unsolicited)"
+            ))
         }
     }
 

@@ -5,18 +5,26 @@ import NIOCore
 ///
 /// hiredis does the byte-level work (framing, lengths, nesting); instead of its default
 /// `redisReply` objects it calls the object functions below, which build Swift values as the
-/// parse goes, so a reply is allocated once and never converted. Each reader belongs to one
+/// parse goes, so a reply is never converted from a C structure. Each reader belongs to one
 /// connection and is used on that connection's event loop only.
 ///
+/// Bulk strings: every reply that the bytes fed so far complete is parsed first, its bulk
+/// payloads copied into one buffer per read (the arena), and only then are the replies handed
+/// out, each bulk string a slice of that buffer. Pipelined replies thus cost one allocation per
+/// read instead of one each; a slice kept for long keeps its read's arena alive.
+///
 /// Input that is not RESP — a server that is not Redis, a reply deeper than hiredis supports, a
-/// reply larger than `maximumReplyBytes` — makes `next()` throw `RedisError.protocolError`; the
-/// reader is then unusable and its connection must be closed.
+/// reply larger than `maximumReplyBytes` — makes `readReplies` throw `RedisError.protocolError`
+/// after handing out the good replies before it; the reader is then unusable and its
+/// connection must be closed.
 final class RESPReader {
     private let reader: UnsafeMutablePointer<redisReader>
     private let collector: ReplyCollector
     /// The largest reply, in bytes, that may sit unparsed in the buffer.
     let maximumReplyBytes: Int
     private var failed: RedisError?
+    /// Replies parsed but not yet handed out (kept to reuse its capacity).
+    private var parsed: [ReplyCollector.Parsed] = []
 
     /// Creates a reader that refuses replies larger than `maximumReplyBytes`.
     init(maximumReplyBytes: Int = 64 * 1024 * 1024) {
@@ -50,23 +58,57 @@ final class RESPReader {
         }
     }
 
-    /// The next complete reply, or `nil` when more bytes are needed.
-    func next() throws(RedisError) -> RESPValue? {
+    /// Passes every complete reply to `deliver`, in order, while it returns `true`.
+    ///
+    /// Replies not taken because `deliver` returned `false` are dropped (their connection is
+    /// closing). Throws when the input turns out not to be RESP, after delivering the replies
+    /// that came before the bad bytes.
+    func readReplies(_ deliver: (RESPValue) -> Bool) throws(RedisError) {
         if let failed = self.failed {
             throw failed
         }
-        var reply: UnsafeMutableRawPointer? = nil
-        if redisReaderGetReply(self.reader, &reply) != REDIS_OK {
-            throw self.fail(self.collector.failure ?? self.readerError())
-        }
-        guard reply != nil else {
-            let buffered = self.reader.pointee.len - self.reader.pointee.pos
-            if buffered > self.maximumReplyBytes {
-                throw self.fail("a reply is larger than \(self.maximumReplyBytes) bytes (the client's limit)")
+        self.collector.arenaCapacityHint = self.reader.pointee.len - self.reader.pointee.pos
+        var failure: RedisError?
+        var replies: [ReplyCollector.Parsed] = []
+        swap(&replies, &self.parsed)
+        while true {
+            var reply: UnsafeMutableRawPointer? = nil
+            if redisReaderGetReply(self.reader, &reply) != REDIS_OK {
+                failure = self.fail(self.collector.failure ?? self.readerError())
+                break
             }
-            return nil
+            guard reply != nil else {
+                let buffered = self.reader.pointee.len - self.reader.pointee.pos
+                if buffered > self.maximumReplyBytes {
+                    failure = self.fail("a reply is larger than \(self.maximumReplyBytes) bytes (the client's limit)")
+                }
+                break
+            }
+            replies.append(self.collector.takeCompleted())
         }
-        return self.collector.takeCompleted()
+        // No slice is taken before every payload of this read is in the arena, so writing it
+        // never triggers a copy.
+        let arena = self.collector.takeArena()
+        for parsed in replies {
+            if !deliver(parsed.value(in: arena)) {
+                break
+            }
+        }
+        replies.removeAll(keepingCapacity: true)
+        swap(&replies, &self.parsed)
+        if let failure {
+            throw failure
+        }
+    }
+
+    /// Every complete reply, in order (for tests and tools; the connection uses `readReplies`).
+    func readAll() throws(RedisError) -> [RESPValue] {
+        var all: [RESPValue] = []
+        try self.readReplies { reply in
+            all.append(reply)
+            return true
+        }
+        return all
     }
 
     private func readerError() -> String {
@@ -87,28 +129,37 @@ final class RESPReader {
 
 /// The reply tree under construction, reachable from hiredis's callbacks through `privdata`.
 private final class ReplyCollector {
+    /// A reply as parsed, before its bulk strings become slices of the read's arena.
+    enum Parsed {
+        /// A finished value (status, error, integer, null).
+        case value(RESPValue)
+        /// A bulk string at `offset` in the arena, `length` bytes long.
+        case bulk(offset: Int, length: Int)
+        /// An array.
+        case array(ArrayBuilder)
+
+        func value(in arena: ByteBuffer?) -> RESPValue {
+            switch self {
+            case .value(let value):
+                return value
+            case .bulk(let offset, let length):
+                return .bulkString(arena?.getSlice(at: offset, length: length) ?? ByteBuffer())
+            case .array(let builder):
+                return builder.build(in: arena)
+            }
+        }
+    }
+
     /// An array reply being filled, element by element.
     final class ArrayBuilder {
-        enum Slot {
-            case value(RESPValue)
-            case nested(ArrayBuilder)
-        }
-
-        var slots: [Slot] = []
+        var slots: [Parsed] = []
 
         init(expected: Int) {
             self.slots.reserveCapacity(min(expected, 1024))
         }
 
-        func build() -> RESPValue {
-            .array(self.slots.map { slot in
-                switch slot {
-                case .value(let value):
-                    return value
-                case .nested(let builder):
-                    return builder.build()
-                }
-            })
+        func build(in arena: ByteBuffer?) -> RESPValue {
+            .array(self.slots.map { $0.value(in: arena) })
         }
     }
 
@@ -119,9 +170,13 @@ private final class ReplyCollector {
     /// Bytes the top-level reply under construction has cost so far.
     private var replyBytes = 0
     /// A complete top-level reply that is not an array.
-    private var leaf: RESPValue?
+    private var leaf: Parsed?
     /// The top-level array being built (or just completed).
     private var root: ArrayBuilder?
+    /// Bulk payloads of this read; allocated at the first one, `arenaCapacityHint` bytes.
+    private var arena: ByteBuffer?
+    /// The unparsed bytes at the start of this read: no read's payloads can exceed them.
+    var arenaCapacityHint = 0
     /// Why a callback refused to build an object (hiredis then only says "out of memory").
     var failure: String?
 
@@ -142,14 +197,24 @@ private final class ReplyCollector {
         return true
     }
 
-    /// Files `value` under its parent array, or keeps it as the top-level reply.
-    func place(_ value: RESPValue, task: UnsafePointer<redisReadTask>) -> UnsafeMutableRawPointer {
+    /// Files `parsed` under its parent array, or keeps it as the top-level reply.
+    func place(_ parsed: Parsed, task: UnsafePointer<redisReadTask>) -> UnsafeMutableRawPointer {
         if let parent = task.pointee.parent, let parentObject = parent.pointee.obj {
-            Unmanaged<ArrayBuilder>.fromOpaque(parentObject).takeUnretainedValue().slots.append(.value(value))
+            Unmanaged<ArrayBuilder>.fromOpaque(parentObject).takeUnretainedValue().slots.append(parsed)
         } else {
-            self.leaf = value
+            self.leaf = parsed
         }
         return Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Copies a bulk payload into the arena and files it.
+    func placeBulk(_ payload: UnsafeRawBufferPointer, task: UnsafePointer<redisReadTask>) -> UnsafeMutableRawPointer {
+        if self.arena == nil {
+            self.arena = ByteBufferAllocator().buffer(capacity: max(self.arenaCapacityHint, payload.count))
+        }
+        let offset = self.arena?.writerIndex ?? 0
+        self.arena?.writeBytes(payload)
+        return self.place(.bulk(offset: offset, length: payload.count), task: task)
     }
 
     /// Starts an array of `count` elements under its parent, or as the top-level reply.
@@ -163,24 +228,39 @@ private final class ReplyCollector {
         }
         let builder = ArrayBuilder(expected: count)
         if let parent = task.pointee.parent, let parentObject = parent.pointee.obj {
-            Unmanaged<ArrayBuilder>.fromOpaque(parentObject).takeUnretainedValue().slots.append(.nested(builder))
+            Unmanaged<ArrayBuilder>.fromOpaque(parentObject).takeUnretainedValue().slots.append(.array(builder))
         } else {
             self.root = builder
         }
         return Unmanaged.passUnretained(builder).toOpaque()
     }
 
-    func takeCompleted() -> RESPValue {
+    func takeCompleted() -> Parsed {
         self.replyBytes = 0
         if let root = self.root {
             self.root = nil
-            return root.build()
+            return .array(root)
         }
-        let value = self.leaf ?? .null
+        let parsed = self.leaf ?? .value(.null)
         self.leaf = nil
-        return value
+        return parsed
     }
 
+    /// The arena of this read, for slicing the replies it completed.
+    ///
+    /// The next read starts a new arena, unless an array reply is still being built: its
+    /// elements so far point into this arena, so it is kept and appended to (slices already
+    /// handed out make that append copy the storage once, offsets intact).
+    func takeArena() -> ByteBuffer? {
+        let arena = self.arena
+        if self.root == nil {
+            self.arena = nil
+        }
+        return arena
+    }
+
+    /// Drops the partial reply after a parse error. The arena stays: the replies completed
+    /// before the bad bytes are still handed out from it.
     func reset() {
         self.leaf = nil
         self.root = nil
@@ -204,16 +284,14 @@ nonisolated(unsafe) private let replyObjectFunctions: UnsafeMutablePointer<redis
                 return nil
             }
             let raw = UnsafeRawBufferPointer(start: bytes, count: length)
-            let value: RESPValue
             switch task.pointee.type {
             case REDIS_REPLY_ERROR:
-                value = .error(String(decoding: raw, as: UTF8.self))
+                return collector.place(.value(.error(String(decoding: raw, as: UTF8.self))), task: task)
             case REDIS_REPLY_STATUS:
-                value = .simpleString(String(decoding: raw, as: UTF8.self))
+                return collector.place(.value(.simpleString(String(decoding: raw, as: UTF8.self))), task: task)
             default:
-                value = .bulkString(ByteBuffer(bytes: raw))
+                return collector.placeBulk(raw, task: task)
             }
-            return collector.place(value, task: task)
         },
         createArray: { task, count in
             guard let task, let collector = collector(task) else {
@@ -225,13 +303,13 @@ nonisolated(unsafe) private let replyObjectFunctions: UnsafeMutablePointer<redis
             guard let task, let collector = collector(task), collector.charge(0) else {
                 return nil
             }
-            return collector.place(.integer(Int64(value)), task: task)
+            return collector.place(.value(.integer(Int64(value))), task: task)
         },
         createNil: { task in
             guard let task, let collector = collector(task), collector.charge(0) else {
                 return nil
             }
-            return collector.place(.null, task: task)
+            return collector.place(.value(.null), task: task)
         },
         freeObject: { _ in }
     ))
