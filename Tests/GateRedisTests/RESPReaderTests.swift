@@ -87,6 +87,27 @@ struct RESPReaderTests {
         #expect(first == [.bulkString(ByteBuffer(string: "one"))])
     }
 
+    @Test("reads that always end mid-array keep each slice's storage to one read's bytes")
+    func arenaDoesNotGrowAcrossReads() throws {
+        let reader = RESPReader()
+        // Each read holds the tail of one 4-element array and the head of the next.
+        let head = "*4\r\n$4\r\naaaa\r\n$4\r\nbbbb\r\n"
+        let tail = "$4\r\ncccc\r\n$4\r\ndddd\r\n"
+        try reader.feed(ByteBuffer(string: head))
+        #expect(try reader.readAll() == [])
+        var last: [RESPValue] = []
+        for _ in 0..<2_000 {
+            try reader.feed(ByteBuffer(string: tail + head))
+            last = try reader.readAll()
+            #expect(last.count == 1)
+        }
+        let elements = last.first?.array ?? []
+        #expect(elements.map(\.string) == ["aaaa", "bbbb", "cccc", "dddd"])
+        for case .bulkString(let bytes) in elements {
+            #expect(bytes.storageCapacity <= 1_024, "a slice pins \(bytes.storageCapacity) bytes")
+        }
+    }
+
     @Test("good replies before bad bytes are delivered, then the error")
     func goodRepliesBeforeGarbage() throws {
         let reader = RESPReader()

@@ -11,6 +11,7 @@ struct RedisConnectionStateTests {
     @Test("the shared connection refuses commands that change or block it", arguments: [
         RedisCommand("MULTI"), RedisCommand("watch", "k"), RedisCommand("SELECT", 2), RedisCommand("SUBSCRIBE", "ch"),
         RedisCommand("BLPOP", "q", 0), RedisCommand("CLIENT", "SETNAME", "x"), RedisCommand("XREAD", "BLOCK", 0, "STREAMS", "s", "$"),
+        RedisCommand("WAIT", 1, 0),
     ])
     func sharedRefuses(command: RedisCommand) async throws {
         try await withRedisServer { server in
@@ -22,6 +23,20 @@ struct RedisConnectionStateTests {
                 #expect(inPipeline?.code == .unsupportedCommand)
                 let pong = try await client.send("PING")
                 #expect(pong == .simpleString("PONG"))
+            }
+        }
+    }
+
+    @Test("a blocking command on an exclusive connection runs with its own timeout; an empty pipeline is no command")
+    func blockingCommandWithItsOwnTimeout() async throws {
+        try await withRedisServer { server in
+            try await withClient(url: server.url, configure: { $0.commandTimeout = .milliseconds(100) }) { client, _ in
+                let popped = try await client.withConnection { connection in
+                    try await connection.send(RedisCommand("BLPOP", "empty-queue", "0.3"), timeout: .seconds(5))
+                }
+                #expect(popped.isNull)
+                #expect(await client.circuitPhases() == [.closed])
+                #expect(try await client.pipeline([]) == [])
             }
         }
     }

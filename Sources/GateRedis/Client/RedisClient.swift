@@ -72,8 +72,14 @@ public final class RedisClient: Sendable {
     /// server errors in place as `RESPValue.error`. One deadline covers the whole batch.
     public func pipeline(_ commands: [RedisCommand], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<[RESPValue]> {
         let node = self.node(for: eventLoop)
-        if let refusal = commands.lazy.compactMap(\.sharedConnectionRefusal).first {
-            return node.eventLoop.makeFailedFuture(refusal)
+        if commands.isEmpty {
+            // Nothing to send; answering here also keeps it from passing for a breaker probe.
+            return node.eventLoop.makeSucceededFuture([])
+        }
+        for command in commands {
+            if let refusal = command.sharedConnectionRefusal {
+                return node.eventLoop.makeFailedFuture(refusal)
+            }
         }
         let promise = node.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(payload: .batch(commands, promise), deadline: self.deadline())

@@ -49,7 +49,11 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
     }
 
     /// Sends one command; a server error reply fails the future.
-    public func send(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
+    ///
+    /// `timeout` replaces the configured `commandTimeout` for this command: give a blocking
+    /// command (`BLPOP q 5`, `WAIT 1 100`) more than its own block time, or it times out first
+    /// (and the timeout counts against the circuit breaker).
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) -> EventLoopFuture<RESPValue> {
         self.onLoop { () -> EventLoopFuture<RESPValue> in
             if self.released {
                 return self.eventLoop.makeFailedFuture(RedisError(
@@ -59,7 +63,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             self.track(command)
-            return self.reportingProbe(self.connection.send(command, deadline: self.deadline()))
+            return self.reportingProbe(self.connection.send(command, deadline: self.deadline(timeout)))
         }
     }
 
@@ -73,7 +77,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             commands.forEach(self.track)
-            return self.reportingProbe(self.connection.send(batch: commands, deadline: self.deadline()))
+            return self.reportingProbe(self.connection.send(batch: commands, deadline: self.deadline(nil)))
         }
     }
 
@@ -125,7 +129,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
 
     /// Runs `script` with `EVALSHA`, loading it first if Redis does not know it (`NOSCRIPT`).
     public func evaluate(_ script: RedisScript, keys: [String] = [], arguments: [RedisArgument] = []) -> EventLoopFuture<RESPValue> {
-        script.evaluate(keys: keys, arguments: arguments, send: self.send)
+        script.evaluate(keys: keys, arguments: arguments) { command in self.send(command) }
     }
 
     /// Hands the connection back to the pool. Safe to call more than once.
@@ -189,8 +193,8 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
         return future
     }
 
-    private func deadline() -> NIODeadline {
-        NIODeadline.now() + self.node.configuration.commandTimeout.timeAmount
+    private func deadline(_ timeout: Duration?) -> NIODeadline {
+        NIODeadline.now() + (timeout ?? self.node.configuration.commandTimeout).timeAmount
     }
 
     private func onLoop<Value: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<Value>) -> EventLoopFuture<Value> {
@@ -216,8 +220,8 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
 
 extension RedisExclusiveConnection {
     /// Async form of `send`.
-    public func send(_ command: RedisCommand) async throws -> RESPValue {
-        try await self.send(command).get()
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        try await self.send(command, timeout: timeout).get()
     }
 
     /// Async form of `watch`.

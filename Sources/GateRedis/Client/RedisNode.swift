@@ -31,6 +31,8 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
     private struct LeaseWaiter {
         let promise: EventLoopPromise<RedisExclusiveConnection>
         let deadline: NIODeadline
+        /// Admitted as the half-open breaker's probe: the lease must report its first command.
+        let isProbe: Bool
     }
 
     let eventLoop: any EventLoop
@@ -304,7 +306,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
             }
         }
         let promise = self.eventLoop.makePromise(of: RedisExclusiveConnection.self)
-        self.leaseWaiters.append(LeaseWaiter(promise: promise, deadline: deadline))
+        self.leaseWaiters.append(LeaseWaiter(promise: promise, deadline: deadline, isProbe: isProbe))
         if self.leaseTimer == nil {
             self.armLeaseTimer(at: deadline)
         }
@@ -352,7 +354,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         }
         if let waiter = self.leaseWaiters.popFirst() {
             self.leasedCount += 1
-            waiter.promise.succeed(RedisExclusiveConnection(connection: connection, node: self, reportsProbe: false))
+            waiter.promise.succeed(RedisExclusiveConnection(connection: connection, node: self, reportsProbe: waiter.isProbe))
         } else {
             self.idleExclusive.append(connection)
         }

@@ -222,8 +222,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             return
         }
         self.state = .closed(error)
-        self.failAllSlots(error)
+        // Close before failing: a callback that retries must find the channel inactive, so its
+        // command waits for the re-dial instead of failing with this connection's error.
         context.close(promise: nil)
+        self.failAllSlots(error)
     }
 
     /// Empties the FIFO first, then fails what it held (callbacks may touch the handler).

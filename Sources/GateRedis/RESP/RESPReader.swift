@@ -11,7 +11,8 @@ import NIOCore
 /// Bulk strings: every reply that the bytes fed so far complete is parsed first, its bulk
 /// payloads copied into one buffer per read (the arena), and only then are the replies handed
 /// out, each bulk string a slice of that buffer. Pipelined replies thus cost one allocation per
-/// read instead of one each; a slice kept for long keeps its read's arena alive.
+/// read instead of one each; a slice kept for long keeps its read's arena (one read's bytes)
+/// alive. An array spanning reads holds slices of each read's arena.
 ///
 /// Input that is not RESP — a server that is not Redis, a reply deeper than hiredis supports, a
 /// reply larger than `maximumReplyBytes` — makes `readReplies` throw `RedisError.protocolError`
@@ -133,8 +134,10 @@ private final class ReplyCollector {
     enum Parsed {
         /// A finished value (status, error, integer, null).
         case value(RESPValue)
-        /// A bulk string at `offset` in the arena, `length` bytes long.
+        /// A bulk string at `offset` in the read's arena, `length` bytes long.
         case bulk(offset: Int, length: Int)
+        /// A bulk string already sliced from an earlier read's arena (an array spanning reads).
+        case slice(ByteBuffer)
         /// An array.
         case array(ArrayBuilder)
 
@@ -144,6 +147,8 @@ private final class ReplyCollector {
                 return value
             case .bulk(let offset, let length):
                 return .bulkString(arena?.getSlice(at: offset, length: length) ?? ByteBuffer())
+            case .slice(let bytes):
+                return .bulkString(bytes)
             case .array(let builder):
                 return builder.build(in: arena)
             }
@@ -175,6 +180,9 @@ private final class ReplyCollector {
     private var root: ArrayBuilder?
     /// Bulk payloads of this read; allocated at the first one, `arenaCapacityHint` bytes.
     private var arena: ByteBuffer?
+    /// Array slots holding `.bulk` offsets into this read's arena, for the array still being
+    /// built: at the end of the read they become slices, so the arena never outlives its read.
+    private var pendingBulkSlots: [(builder: ArrayBuilder, index: Int)] = []
     /// The unparsed bytes at the start of this read: no read's payloads can exceed them.
     var arenaCapacityHint = 0
     /// Why a callback refused to build an object (hiredis then only says "out of memory").
@@ -214,6 +222,10 @@ private final class ReplyCollector {
         }
         let offset = self.arena?.writerIndex ?? 0
         self.arena?.writeBytes(payload)
+        if let parent = task.pointee.parent, let parentObject = parent.pointee.obj {
+            let builder = Unmanaged<ArrayBuilder>.fromOpaque(parentObject).takeUnretainedValue()
+            self.pendingBulkSlots.append((builder, builder.slots.count))
+        }
         return self.place(.bulk(offset: offset, length: payload.count), task: task)
     }
 
@@ -237,6 +249,8 @@ private final class ReplyCollector {
 
     func takeCompleted() -> Parsed {
         self.replyBytes = 0
+        // Every pending slot so far belongs to this reply, which is handed out with this arena.
+        self.pendingBulkSlots.removeAll(keepingCapacity: true)
         if let root = self.root {
             self.root = nil
             return .array(root)
@@ -246,16 +260,22 @@ private final class ReplyCollector {
         return parsed
     }
 
-    /// The arena of this read, for slicing the replies it completed.
+    /// The arena of this read, for slicing the replies it completed; the next read starts a
+    /// new one.
     ///
-    /// The next read starts a new arena, unless an array reply is still being built: its
-    /// elements so far point into this arena, so it is kept and appended to (slices already
-    /// handed out make that append copy the storage once, offsets intact).
+    /// The elements an unfinished array already holds are turned into slices of this arena
+    /// first, so an array spanning reads never makes an arena outlive its read or grow.
     func takeArena() -> ByteBuffer? {
-        let arena = self.arena
-        if self.root == nil {
-            self.arena = nil
+        guard let arena = self.arena else {
+            return nil
         }
+        for (builder, index) in self.pendingBulkSlots {
+            if case .bulk(let offset, let length) = builder.slots[index] {
+                builder.slots[index] = .slice(arena.getSlice(at: offset, length: length) ?? ByteBuffer())
+            }
+        }
+        self.pendingBulkSlots.removeAll(keepingCapacity: true)
+        self.arena = nil
         return arena
     }
 
@@ -264,6 +284,7 @@ private final class ReplyCollector {
     func reset() {
         self.leaf = nil
         self.root = nil
+        self.pendingBulkSlots.removeAll()
         self.replyBytes = 0
     }
 }

@@ -9,7 +9,8 @@ extension RedisCommand {
         /// other `CLIENT` setters, `HELLO`, `AUTH`, `RESET`, `QUIT`, `MONITOR`, the
         /// `SUBSCRIBE` family (after which replies no longer match commands one to one).
         case session
-        /// Holds the connection until the server has something: `BLPOP` and kin, `XREAD BLOCK`.
+        /// Holds the connection until the server has something: `BLPOP` and kin, `XREAD BLOCK`,
+        /// `WAIT`/`WAITAOF` (replica acknowledgements).
         case blocking
     }
 
@@ -27,7 +28,10 @@ extension RedisCommand {
         }
         switch first & 0xDF {
         case UInt8(ascii: "W"):
-            return matches("WATCH") ? .transaction : .none
+            if matches("WATCH") {
+                return .transaction
+            }
+            return matches("WAIT") || matches("WAITAOF") ? .blocking : .none
         case UInt8(ascii: "U"):
             if matches("UNWATCH") {
                 return .transaction
