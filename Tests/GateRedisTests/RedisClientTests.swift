@@ -168,11 +168,9 @@ struct RedisClientTests {
                 ])
                 #expect(replies.count == 3)
                 #expect(replies[0] == .simpleString("OK"))
-                if case .error(let message) = replies[1] {
-                    #expect(message.hasPrefix("WRONGTYPE"))
-                } else {
-                    Issue.record("expected WRONGTYPE in place, got \(replies[1])")
-                }
+                let inPlace = #expect(throws: RedisError.self) { try replies[1].throwingServerError() }
+                #expect(inPlace?.serverErrorPrefix == "WRONGTYPE")
+                #expect(try replies[0].throwingServerError() == .simpleString("OK"))
                 #expect(replies[2].string == "1")
             }
         }

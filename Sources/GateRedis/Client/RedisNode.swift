@@ -73,15 +73,6 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         return self.breaker.phase(at: RedisNode.now())
     }
 
-    /// Whether the shared connection is up (on the loop).
-    var isConnected: Bool {
-        self.eventLoop.preconditionInEventLoop()
-        if case .ready = self.shared {
-            return true
-        }
-        return false
-    }
-
     // MARK: Shared connection
 
     /// Sends `request` on the shared connection; must be called on the loop.

@@ -81,11 +81,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// Whether any command on this connection has timed out.
     private(set) var hasTimedOut = false
 
-    /// The number of commands written and not yet answered or timed out.
-    var pendingCount: Int {
-        self.slots.count
-    }
-
     init(peer: String, maximumReplyBytes: Int, silenceLimit: TimeAmount = .seconds(2)) {
         self.peer = peer
         self.reader = RESPReader(maximumReplyBytes: maximumReplyBytes)

@@ -29,12 +29,6 @@ final class RedisConnection: @unchecked Sendable {
         return self.handler.hasTimedOut
     }
 
-    /// Commands written and not yet answered.
-    var pendingCount: Int {
-        self.eventLoop.preconditionInEventLoop()
-        return self.handler.pendingCount
-    }
-
     var closeFuture: EventLoopFuture<Void> {
         self.channel.closeFuture
     }
