@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "spikegate", targets: ["spikegate"]),
         .library(name: "GateCore", targets: ["GateCore"]),
         .library(name: "GateRedis", targets: ["GateRedis"]),
+        .library(name: "TicketNode", targets: ["TicketNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -44,11 +45,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The reference ticket backend: local stock share, the sale's Lua scripts, HTTP API.
+        .target(
+            name: "TicketNode",
+            dependencies: [
+                "GateCore",
+                "GateRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "spikegate",
             dependencies: [
                 "GateCore",
                 "GateRedis",
+                "TicketNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,6 +98,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TicketNodeTests",
+            dependencies: [
+                "GateCore",
+                "GateRedis",
+                "TicketNode",
+                "GateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

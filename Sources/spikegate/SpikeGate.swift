@@ -13,6 +13,6 @@ struct SpikeGate: AsyncParsableCommand {
             cannot take, and never lets a ticket be sold twice.
             """,
         version: SpikeGateVersion.current,
-        subcommands: [Bench.self]
+        subcommands: [SaleCommand.self, Bench.self]
     )
 }

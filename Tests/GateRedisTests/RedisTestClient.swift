@@ -17,18 +17,7 @@ func withClient<Result: Sendable>(
     configuration.commandTimeout = .seconds(5)
     configuration.acquireTimeout = .seconds(5)
     configure(&configuration)
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-    let client = RedisClient(configuration: configuration, eventLoopGroup: group)
-    do {
-        let result = try await body(client, group)
-        await client.shutdown()
-        try await group.shutdownGracefully()
-        return result
-    } catch {
-        await client.shutdown()
-        try await group.shutdownGracefully()
-        throw error
-    }
+    return try await RedisClient.withClient(configuration: configuration, threads: threads, body)
 }
 
 /// The `RedisError` a call threw, or `nil` when it did not throw one.

@@ -34,3 +34,31 @@ struct CommandLineTests {
         #expect(output.standardError.contains("unknown scheme"))
     }
 }
+
+@Suite("spikegate sale", .timeLimit(.minutes(1)))
+struct SaleCommandTests {
+    @Test("init, status, a bad pay timeout, reset, status of a missing sale")
+    func lifecycle() async throws {
+        try await withRedisServer { server in
+            let target = ["--redis", server.url, "--sale", "cli"]
+            let created = try await SpikegateBinary.run(["sale", "init"] + target + ["--tickets", "100", "--pay-timeout", "90s"])
+            #expect(created.status == 0, "\(created.standardError)")
+            #expect(created.standardOutput.contains("100 tickets, pay timeout 90s"))
+
+            let status = try await SpikegateBinary.run(["sale", "status"] + target)
+            #expect(status.status == 0)
+            #expect(status.standardOutput.contains("total      100"))
+            #expect(status.standardOutput.contains("remaining  100"))
+
+            let badTimeout = try await SpikegateBinary.run(["sale", "init"] + target + ["--tickets", "5", "--pay-timeout", "10"])
+            #expect(badTimeout.status != 0)
+            #expect(badTimeout.standardError.contains("has no unit"))
+
+            let reset = try await SpikegateBinary.run(["sale", "reset"] + target)
+            #expect(reset.status == 0)
+            let missing = try await SpikegateBinary.run(["sale", "status"] + target)
+            #expect(missing.status != 0)
+            #expect(missing.standardError.contains("not initialised"))
+        }
+    }
+}

@@ -1,6 +1,7 @@
 import GateCore
 import Logging
 import NIOCore
+import NIOPosix
 
 /// An asynchronous Redis client on SwiftNIO, built for a gateway's hot path.
 ///
@@ -203,5 +204,29 @@ extension RedisClient {
     /// Async form of `load`.
     public func load(_ script: RedisScript) async throws {
         try await self.load(script, on: nil).get()
+    }
+}
+
+extension RedisClient {
+    /// Runs `body` with a client on an event-loop group of its own (`threads` threads), and
+    /// shuts both down afterwards, whether `body` returns or throws. For tools and tests; a
+    /// server shares its group with the client instead.
+    public static func withClient<Result: Sendable>(
+        configuration: RedisConfiguration,
+        threads: Int = 1,
+        logger: Logger = Logger(label: "spikegate.redis"),
+        _ body: (RedisClient, MultiThreadedEventLoopGroup) async throws -> Result
+    ) async throws -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let client = RedisClient(configuration: configuration, eventLoopGroup: group, logger: logger)
+        let result: Swift.Result<Result, any Error>
+        do {
+            result = .success(try await body(client, group))
+        } catch {
+            result = .failure(error)
+        }
+        await client.shutdown()
+        try await group.shutdownGracefully()
+        return try result.get()
     }
 }

@@ -49,9 +49,7 @@ struct RedisBench: AsyncParsableCommand {
         configuration.commandTimeout = .seconds(5)
         configuration.acquireTimeout = .seconds(5)
         configuration.exclusiveConnectionsPerLoop = self.concurrency
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
-        let client = RedisClient(configuration: configuration, eventLoopGroup: group)
-        do {
+        try await RedisClient.withClient(configuration: configuration, threads: self.threads) { client, group in
             try await client.connect()
             for test in self.tests.split(separator: ",") {
                 let opsPerSecond: Double
@@ -71,13 +69,7 @@ struct RedisBench: AsyncParsableCommand {
                 }
                 print("\(test) \(Int(opsPerSecond))")
             }
-        } catch {
-            await client.shutdown()
-            try await group.shutdownGracefully()
-            throw error
         }
-        await client.shutdown()
-        try await group.shutdownGracefully()
     }
 
     /// Runs `concurrency` workers on the event loops, each sending batches back to back.
