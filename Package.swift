@@ -79,6 +79,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Tests/GateTestSupport",
             swiftSettings: swiftSettings
@@ -115,7 +116,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SpikegateTests",
-            dependencies: ["spikegate", "GateCore", "GateTestSupport"],
+            dependencies: [
+                "spikegate",
+                "GateCore",
+                "GateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Runs the `spikegate` executable built beside the test bundle and captures what it prints.
 public enum SpikegateBinary {
     /// What one run printed and how it ended.
@@ -47,5 +51,62 @@ public enum SpikegateBinary {
         let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return Output(status: process.terminationStatus, standardOutput: out, standardError: err)
+    }
+}
+
+/// A `spikegate` process left running (a ticket node, later a gateway), stopped by its PID.
+public final class SpikegateProcess: @unchecked Sendable {
+    private let process: Process
+    private let output: URL
+
+    /// The process id.
+    public var pid: Int32 {
+        self.process.processIdentifier
+    }
+
+    /// Whether it is still running.
+    public var isRunning: Bool {
+        self.process.isRunning
+    }
+
+    /// What it printed so far (standard output and error together).
+    public var printed: String {
+        (try? String(contentsOf: self.output, encoding: .utf8)) ?? ""
+    }
+
+    /// Starts `spikegate arguments…`; its output goes to a temporary file.
+    public static func start(_ arguments: [String]) throws -> SpikegateProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try SpikegateBinary.path())
+        process.arguments = arguments
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return SpikegateProcess(process: process, output: output)
+    }
+
+    private init(process: Process, output: URL) {
+        self.process = process
+        self.output = output
+    }
+
+    /// `SIGKILL`, then waits for it (a crash; children of the test process ignore SIGTERM).
+    public func kill() {
+        if self.process.isRunning {
+            Glibc.kill(self.process.processIdentifier, SIGKILL)
+        }
+        self.process.waitUntilExit()
+        try? FileManager.default.removeItem(at: self.output)
+    }
+
+    deinit {
+        if self.process.isRunning {
+            Glibc.kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+        }
     }
 }

@@ -1,0 +1,48 @@
+import NIOHTTP1
+
+/// A response of the ticket node's API: a status and a small JSON body.
+///
+/// Bodies are built by string interpolation from a fixed shape, not by a JSON encoder: every
+/// value is a number, a fixed word, or passed through `jsonString` (user input) — and the order
+/// record, which the sale's script wrote with cjson.
+struct TicketResponse: Sendable {
+    var status: HTTPResponseStatus
+    var body: String
+
+    static func json(_ status: HTTPResponseStatus, _ body: String) -> TicketResponse {
+        TicketResponse(status: status, body: body)
+    }
+
+    static func error(_ status: HTTPResponseStatus, code: Int, _ message: String) -> TicketResponse {
+        .json(status, "{\"code\":\(code),\"msg\":\(jsonString(message))}")
+    }
+
+    static let soldOut = TicketResponse.json(.ok, "{\"code\":-1,\"msg\":\"sold out\"}")
+}
+
+/// `text` as a JSON string literal, quotes and control characters escaped.
+func jsonString(_ text: String) -> String {
+    var escaped = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"":
+            escaped += "\\\""
+        case "\\":
+            escaped += "\\\\"
+        case "\n":
+            escaped += "\\n"
+        case "\r":
+            escaped += "\\r"
+        case "\t":
+            escaped += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return escaped + "\""
+}

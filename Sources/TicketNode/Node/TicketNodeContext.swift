@@ -1,0 +1,144 @@
+import GateRedis
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Everything a request of the ticket node needs, shared by all connections.
+final class TicketNodeContext: Sendable {
+    let name: String
+    let store: SaleStore
+    let stock: LocalStock
+    let logger: Logger
+
+    init(name: String, store: SaleStore, stock: LocalStock, logger: Logger) {
+        self.name = name
+        self.store = store
+        self.stock = stock
+        self.logger = logger
+    }
+
+    /// Answers one request; the future completes on `eventLoop`.
+    func route(_ head: HTTPRequestHead, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let segments = path.split(separator: "/")
+        switch (head.method, segments.count) {
+        case (.POST, 2) where segments[0] == "buy" && segments[1] == "ticket",
+            (.GET, 2) where segments[0] == "buy" && segments[1] == "ticket":
+            return self.buy(head, on: eventLoop)
+        case (.POST, 3) where segments[0] == "orders" && segments[2] == "pay":
+            return self.pay(order: String(segments[1]), head, on: eventLoop)
+        case (.GET, 2) where segments[0] == "orders":
+            return self.order(id: String(segments[1]), on: eventLoop)
+        case (.GET, 1) where segments[0] == "health":
+            return self.health(on: eventLoop)
+        case (.GET, 1) where segments[0] == "stock":
+            return self.stockReport(on: eventLoop)
+        default:
+            let known = ["/buy/ticket", "/orders", "/health", "/stock"].contains { path.hasPrefix($0) }
+            return eventLoop.makeSucceededFuture(known
+                ? .error(.methodNotAllowed, code: -405, "\(head.method) is not allowed on \(path)")
+                : .error(.notFound, code: -404, "no such endpoint: \(path)"))
+        }
+    }
+
+    /// Runs `body` with the account named by `X-Account-Id`, or answers 400 without one.
+    private func withAccount(
+        _ head: HTTPRequestHead,
+        on eventLoop: any EventLoop,
+        _ body: (String) -> EventLoopFuture<TicketResponse>
+    ) -> EventLoopFuture<TicketResponse> {
+        guard let account = head.headers.first(name: "X-Account-Id"), !account.isEmpty else {
+            return eventLoop.makeSucceededFuture(.error(.badRequest, code: -400, "missing X-Account-Id header"))
+        }
+        guard account.utf8.count <= 128, account.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            return eventLoop.makeSucceededFuture(.error(.badRequest, code: -400, "X-Account-Id must be 1-128 printable characters"))
+        }
+        return body(account)
+    }
+
+    private func buy(_ head: HTTPRequestHead, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        self.withAccount(head, on: eventLoop) { account in self.buy(account: account, on: eventLoop) }
+    }
+
+    private func buy(account: String, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        // Local share first: once it is used up, or Redis said sold out, no Redis trip.
+        guard self.stock.tryTake() else {
+            return eventLoop.makeSucceededFuture(.soldOut)
+        }
+        let stock = self.stock
+        let logger = self.logger
+        return self.store.buy(account: account, node: self.name, on: eventLoop).map { outcome -> TicketResponse in
+            switch outcome {
+            case .reserved(let order, _, _, _):
+                return .json(.ok, "{\"code\":1,\"msg\":\"success\",\"order\":\(jsonString(order))}")
+            case .soldOut:
+                stock.giveBack()
+                stock.latchSoldOut()
+                return .soldOut
+            case .alreadyHolds(let order):
+                stock.giveBack()
+                return .json(.ok, "{\"code\":-2,\"msg\":\"account already holds a ticket\",\"order\":\(jsonString(order))}")
+            }
+        }.flatMapErrorThrowing { error in
+            stock.giveBack()
+            logger.warning("purchase failed", metadata: ["error": "\(error)"])
+            return .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
+        }
+    }
+
+    private func pay(order: String, _ head: HTTPRequestHead, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        self.withAccount(head, on: eventLoop) { account in self.pay(order: order, account: account, on: eventLoop) }
+    }
+
+    private func pay(order: String, account: String, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        self.store.pay(order: order, account: account, on: eventLoop).map { outcome -> TicketResponse in
+            switch outcome {
+            case .paid:
+                return .json(.ok, "{\"code\":1,\"msg\":\"paid\",\"order\":\(jsonString(order))}")
+            case .alreadyPaid:
+                return .json(.ok, "{\"code\":2,\"msg\":\"already paid\",\"order\":\(jsonString(order))}")
+            case .noSuchOrder:
+                return .error(.notFound, code: -4, "no such order: \(order)")
+            case .expired:
+                return .error(.gone, code: -6, "the reservation expired and its ticket went back to stock")
+            case .notYourOrder:
+                return .error(.forbidden, code: -7, "the order belongs to another account")
+            }
+        }.flatMapErrorThrowing { error in
+            .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
+        }
+    }
+
+    private func order(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        self.store.order(id: id, on: eventLoop).map { record -> TicketResponse in
+            guard let record else {
+                return .error(.notFound, code: -4, "no such order: \(id)")
+            }
+            return .json(.ok, "{\"code\":1,\"id\":\(jsonString(id)),\"order\":\(record)}")
+        }.flatMapErrorThrowing { error in
+            .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
+        }
+    }
+
+    private func health(on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        self.store.redis.send(RedisCommand("PING"), on: eventLoop).map { _ in
+            .json(.ok, "{\"status\":\"ok\"}")
+        }.flatMapErrorThrowing { error in
+            .error(.serviceUnavailable, code: -5, "redis: \(error)")
+        }
+    }
+
+    private func stockReport(on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
+        let local = self.stock.snapshot
+        let name = self.name
+        return self.store.status(on: eventLoop).map { status -> TicketResponse in
+            .json(.ok, """
+                {"total":\(status.total),"sold":\(status.sold),"paid":\(status.paid),"reserved":\(status.reserved),\
+                "remaining":\(status.remaining),"node":{"name":\(jsonString(name)),"share":\(local.share),\
+                "limit":\(local.limit),"taken":\(local.taken),"sold_out":\(local.soldOut)}}
+                """)
+        }.flatMapErrorThrowing { error in
+            .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
+        }
+    }
+}

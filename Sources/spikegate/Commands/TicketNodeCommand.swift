@@ -1,0 +1,104 @@
+import ArgumentParser
+import GateCore
+import GateRedis
+import Logging
+import NIOCore
+import NIOPosix
+import TicketNode
+
+/// `spikegate ticket-node`: the reference ticket backend the gateway forwards to.
+struct TicketNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ticket-node",
+        abstract: "Run a ticket node: local stock share first, then the sale's atomic Redis script."
+    )
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = "127.0.0.1:3001"
+
+    @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path).")
+    var redis = "redis://127.0.0.1:6379"
+
+    @Option(help: "Sale id (create it with `spikegate sale init`).")
+    var sale: String
+
+    @Option(help: "This node's share of the stock.")
+    var localStock: Int
+
+    @Option(help: "Extra share on top, as a fraction (0.2 = 20%), so live nodes cover a dead one's share.")
+    var buffer = 0.2
+
+    @Option(help: "Node name, sent in X-Ticket-Node and recorded in orders (default: node-PORT).")
+    var name: String?
+
+    @Option(help: "How often expired reservations go back to stock.")
+    var reapInterval = "1s"
+
+    @Option(help: "How often a node that answers sold-out from memory looks at the global stock.")
+    var refreshInterval = "200ms"
+
+    @Option(help: "Event-loop threads (default: one per core).")
+    var threads = System.coreCount
+
+    func validate() throws {
+        _ = try self.endpoint()
+        guard self.localStock >= 0 else {
+            throw ValidationError("--local-stock must not be negative")
+        }
+        guard self.buffer >= 0, self.buffer <= 10 else {
+            throw ValidationError("--buffer must be between 0 and 10 (a fraction: 0.2 = 20%)")
+        }
+        guard self.threads > 0 else {
+            throw ValidationError("--threads must be positive")
+        }
+        for (option, text) in [("--reap-interval", self.reapInterval), ("--refresh-interval", self.refreshInterval)] {
+            do {
+                guard try DurationText.parse(text) > .zero else {
+                    throw ValidationError("\(option) must be positive")
+                }
+            } catch let error as DurationText.ParseError {
+                throw ValidationError("\(option): \(error)")
+            }
+        }
+    }
+
+    /// `--listen` split into host and port; IPv6 hosts in brackets.
+    private func endpoint() throws -> (host: String, port: Int) {
+        guard let colon = self.listen.lastIndex(of: ":"),
+            let port = Int(self.listen[self.listen.index(after: colon)...]), (0...65535).contains(port)
+        else {
+            throw ValidationError("--listen '\(self.listen)' must be HOST:PORT, e.g. 127.0.0.1:3001")
+        }
+        var host = String(self.listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+        }
+        guard !host.isEmpty else {
+            throw ValidationError("--listen '\(self.listen)' has no host (write 0.0.0.0:PORT for every address)")
+        }
+        return (host, port)
+    }
+
+    func run() async throws {
+        let (host, port) = try self.endpoint()
+        var redisConfiguration = try RedisConfiguration(url: self.redis)
+        redisConfiguration.commandTimeout = .milliseconds(500)
+        let logger = Logger(label: "spikegate.ticket-node")
+        let configuration = TicketNodeConfiguration(
+            host: host,
+            port: port,
+            sale: self.sale,
+            name: self.name ?? "node-\(port)",
+            localStock: self.localStock,
+            buffer: self.buffer,
+            reapInterval: try DurationText.parse(self.reapInterval),
+            refreshInterval: try DurationText.parse(self.refreshInterval)
+        )
+        try await RedisClient.withClient(configuration: redisConfiguration, threads: self.threads, logger: logger) { redis, group in
+            try await redis.connect()
+            let server = try await TicketNodeServer.start(configuration: configuration, redis: redis, group: group, logger: logger)
+            print("ticket node \(configuration.name) listening on \(host):\(server.port), sale \(self.sale), share \(self.localStock)")
+            try await server.closed.get()
+        }
+    }
+}
