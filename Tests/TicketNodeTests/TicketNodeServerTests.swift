@@ -14,9 +14,10 @@ func withTicketNodes<Result: Sendable>(
     buffer: Double = 0.2,
     payTimeout: Duration = .seconds(600),
     refreshInterval: Duration = .milliseconds(100),
-    _ body: ([TicketNodeServer], SaleStore, MultiThreadedEventLoopGroup) async throws -> Result
+    redisArguments: [String] = [],
+    _ body: ([TicketNodeServer], SaleStore, MultiThreadedEventLoopGroup, RedisServerProcess) async throws -> Result
 ) async throws -> Result {
-    try await withRedisServer { server in
+    try await withRedisServer(arguments: redisArguments) { server in
         var configuration = try RedisConfiguration(url: server.url)
         configuration.commandTimeout = .seconds(5)
         return try await RedisClient.withClient(configuration: configuration, threads: 2) { redis, group in
@@ -34,7 +35,7 @@ func withTicketNodes<Result: Sendable>(
                         group: group
                     ))
                 }
-                let result = try await body(nodes, store, group)
+                let result = try await body(nodes, store, group, server)
                 for node in nodes {
                     try? await node.stop()
                 }
@@ -53,7 +54,7 @@ func withTicketNodes<Result: Sendable>(
 struct TicketNodeServerTests {
     @Test("the API: buy, one per account, pay, order, stock, health, and clear errors")
     func api() async throws {
-        try await withTicketNodes(tickets: 10, shares: [10]) { nodes, _, group in
+        try await withTicketNodes(tickets: 10, shares: [10]) { nodes, _, group, _ in
             let http = try await HTTPTestConnection.connect(port: nodes[0].port, group: group)
             let anonymous = try await http.request(.POST, "/buy/ticket")
             #expect(anonymous.status == 400)
@@ -90,7 +91,7 @@ struct TicketNodeServerTests {
     @Test("a node whose share is used up answers sold out from memory, then reopens while stock remains")
     func localShareThenRefresh() async throws {
         // The periodic refresher is kept out of the way (1 h) so each step is deterministic.
-        try await withTicketNodes(tickets: 10, shares: [2], buffer: 0, refreshInterval: .seconds(3600)) { nodes, store, group in
+        try await withTicketNodes(tickets: 10, shares: [2], buffer: 0, refreshInterval: .seconds(3600)) { nodes, store, group, _ in
             let http = try await HTTPTestConnection.connect(port: nodes[0].port, group: group)
             for account in ["a", "b"] {
                 let response = try await http.request(.POST, "/buy/ticket", headers: [("X-Account-Id", account)])
@@ -121,7 +122,7 @@ struct TicketNodeServerTests {
 
     @Test("4 nodes weighted 1:2:3:4, 10,000 tickets, 20,000 accounts each trying twice: exactly 10,000 sold to distinct accounts")
     func fourNodeSale() async throws {
-        try await withTicketNodes(tickets: 10_000, shares: [1_000, 2_000, 3_000, 4_000]) { nodes, store, group in
+        try await withTicketNodes(tickets: 10_000, shares: [1_000, 2_000, 3_000, 4_000]) { nodes, store, group, _ in
             let outcome = try await runSale(accounts: 20_000, attempts: 2, nodes: nodes, weights: [1, 2, 3, 4], group: group)
             #expect(outcome.won.count == 10_000)
             #expect(Set(outcome.won.values).count == 10_000, "an order id was handed out twice")
@@ -135,7 +136,7 @@ struct TicketNodeServerTests {
 
     @Test("a node stopped mid-sale: the others still sell all the tickets (buffer, then refresh)")
     func nodeLostMidSale() async throws {
-        try await withTicketNodes(tickets: 2_000, shares: [200, 400, 600, 800]) { nodes, store, group in
+        try await withTicketNodes(tickets: 2_000, shares: [200, 400, 600, 800]) { nodes, store, group, _ in
             // The first wave reaches every node; then node 4 (the largest share) goes away.
             let first = try await runSale(accounts: 1_000, attempts: 1, nodes: nodes, weights: [1, 2, 3, 4], group: group)
             try await nodes[3].stop()
@@ -146,6 +147,57 @@ struct TicketNodeServerTests {
             #expect(first.won.count + second.won.count == 2_000)
             let status = try await store.status()
             #expect(status.sold == 2_000 && status.remaining == 0)
+        }
+    }
+}
+
+@Suite("Ticket node sale under faults", .timeLimit(.minutes(3)))
+struct TicketNodeFaultTests {
+    @Test("every reservation expires: the stock comes back whole and sells again")
+    func expiredReservationsSellAgain() async throws {
+        try await withTicketNodes(tickets: 1_000, shares: [250, 250, 250, 250], payTimeout: .milliseconds(300)) { nodes, store, group, _ in
+            // The pay timeout is shorter than a wave, so tickets may expire and sell again within
+            // it: every bound below holds whatever the timing.
+            let first = try await runSale(accounts: 2_000, attempts: 1, nodes: nodes, weights: [1, 1, 1, 1], group: group)
+            #expect(first.won.count >= 1_000, "the whole stock sells")
+            // Nobody pays: the nodes' reapers return every ticket.
+            let back = try await eventually(attempts: 500) { try await store.status().sold == 0 }
+            #expect(back, "the reservations were not returned to stock")
+            for node in nodes {
+                try await node.refreshStock()
+            }
+            let second = try await runSale(
+                accounts: 2_000, attempts: 2, nodes: nodes, weights: [1, 1, 1, 1], group: group, accountPrefix: "second"
+            )
+            #expect(second.won.count >= 1_000, "the returned stock sells again (no undersell)")
+            #expect(first.errors == 0 && second.errors == 0)
+            let status = try await store.status()
+            #expect(status.sold <= 1_000, "never more than the stock reserved at once")
+            #expect(status.orders == first.won.count + second.won.count, "one order per ticket won")
+        }
+    }
+
+    @Test("Redis killed between two waves of a sale, AOF with fsync always: nothing lost, no oversell after it returns")
+    func redisRestartWithAOF() async throws {
+        try await withTicketNodes(
+            tickets: 3_000,
+            shares: [750, 750, 750, 750],
+            redisArguments: ["--appendonly", "yes", "--appendfsync", "always"]
+        ) { nodes, store, group, server in
+            let before = try await runSale(accounts: 1_500, attempts: 1, nodes: nodes, weights: [1, 1, 1, 1], group: group)
+            #expect(before.won.count == 1_500)
+            try await server.restart()
+            let reloaded = try await eventually { (try? await store.status().sold) != nil }
+            #expect(reloaded)
+            #expect(try await store.status().sold == 1_500, "the AOF must bring back every acknowledged sale")
+            // Requests during the outage may fail (503); the clients re-dial on their own.
+            let after = try await runSale(
+                accounts: 4_000, attempts: 3, nodes: nodes, weights: [1, 1, 1, 1], group: group, accountPrefix: "after"
+            )
+            let status = try await store.status()
+            #expect(status.sold == 3_000, "sold \(status.sold) of 3,000")
+            #expect(before.won.count + after.won.count == 3_000, "every ticket sold once: \(before.won.count) + \(after.won.count)")
+            #expect(status.orders == 3_000)
         }
     }
 }
