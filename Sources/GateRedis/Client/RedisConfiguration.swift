@@ -282,8 +282,8 @@ public struct RedisConfiguration: Sendable {
 }
 
 extension Duration {
-    /// The duration as NIO's `TimeAmount`.
-    var timeAmount: TimeAmount {
+    /// The duration as NIO's `TimeAmount` (nanoseconds, clamped to `Int64`).
+    public var timeAmount: TimeAmount {
         .nanoseconds(self.nanosecondsClamped)
     }
 }

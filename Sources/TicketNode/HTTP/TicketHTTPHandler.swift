@@ -88,10 +88,14 @@ final class TicketHTTPHandler: ChannelInboundHandler {
             }
             context.write(boundSelf.value.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
             context.write(boundSelf.value.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            let ended = context.writeAndFlushWithPromise(boundSelf.value.wrapOutboundOut(.end(nil)))
             boundSelf.value.state = .idle
-            if !keepAlive {
-                ended.whenComplete { _ in boundContext.value.close(promise: nil) }
+            if keepAlive {
+                context.writeAndFlush(boundSelf.value.wrapOutboundOut(.end(nil)), promise: nil)
+            } else {
+                // Only a closing response needs to know when its bytes are out.
+                let ended = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(boundSelf.value.wrapOutboundOut(.end(nil)), promise: ended)
+                ended.futureResult.whenComplete { _ in boundContext.value.close(promise: nil) }
             }
         }
     }
@@ -99,11 +103,3 @@ final class TicketHTTPHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension TicketHTTPHandler: Sendable {}
-
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushWithPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.writeAndFlush(data, promise: promise)
-        return promise.futureResult
-    }
-}

@@ -106,9 +106,3 @@ public final class TicketNodeServer: Sendable {
         self.channel.closeFuture
     }
 }
-
-extension Duration {
-    var timeAmount: TimeAmount {
-        .nanoseconds(self.nanosecondsClamped)
-    }
-}
