@@ -114,6 +114,11 @@ public final class HTTPTestConnection: Sendable {
         let collector = self.collector
         let finalHead = head
         self.channel.eventLoop.execute {
+            // A closed connection fails the request now (no reply could ever come).
+            guard channel.isActive else {
+                promise.fail(TestSupportError("the connection is closed"))
+                return
+            }
             collector.expect(promise)
             channel.write(HTTPClientRequestPart.head(finalHead), promise: nil)
             if let body {
@@ -122,6 +127,11 @@ public final class HTTPTestConnection: Sendable {
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         }
         return try await promise.futureResult.get()
+    }
+
+    /// Completes when the connection closes, from either side.
+    public var closed: EventLoopFuture<Void> {
+        self.channel.closeFuture
     }
 
     /// Closes the connection.

@@ -94,7 +94,26 @@ public final class SpikegateProcess: @unchecked Sendable {
         self.output = output
     }
 
-    /// `SIGKILL`, then waits for it (a crash; children of the test process ignore SIGTERM).
+    /// Sends `signal` (e.g. `SIGTERM` to ask for a graceful stop).
+    public func send(signal: Int32) {
+        if self.process.isRunning {
+            Glibc.kill(self.process.processIdentifier, signal)
+        }
+    }
+
+    /// Waits up to `timeout` for the process to end; its exit status, or `nil` if still running.
+    public func waitForExit(timeout: Duration) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning {
+            if ContinuousClock.now > deadline {
+                return nil
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return self.process.terminationStatus
+    }
+
+    /// `SIGKILL`, then waits for it (a crash).
     public func kill() {
         if self.process.isRunning {
             Glibc.kill(self.process.processIdentifier, SIGKILL)

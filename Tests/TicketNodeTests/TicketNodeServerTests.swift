@@ -200,6 +200,39 @@ struct TicketNodeFaultTests {
             #expect(status.orders == 3_000)
         }
     }
+
+    @Test("Redis killed while the crowd buys, AOF with fsync always: no oversell, no undersell, one ticket per account")
+    func redisKilledDuringTraffic() async throws {
+        try await withTicketNodes(
+            tickets: 3_000,
+            shares: [750, 750, 750, 750],
+            redisArguments: ["--appendonly", "yes", "--appendfsync", "always"]
+        ) { nodes, store, group, server in
+            let wave = Task {
+                try await runSale(accounts: 6_000, attempts: 2, nodes: nodes, weights: [1, 1, 1, 1], group: group, accountPrefix: "during")
+            }
+            let started = try await eventually(every: .milliseconds(5)) { try await store.status().sold >= 500 }
+            #expect(started, "the sale never got going")
+            try await server.restart()
+            let during = try await wave.value
+            let reloaded = try await eventually { (try? await store.status()) != nil }
+            #expect(reloaded)
+            // The crowd keeps coming (fresh accounts) until the stock is gone.
+            let rest = try await sellOut(store: store, ports: nodes.map(\.port), weights: [1, 1, 1, 1], group: group) {
+                for node in nodes {
+                    try await node.refreshStock()
+                }
+            }
+            let won = during.won.count + rest.won
+            let status = try await store.status()
+            #expect(status.sold == 3_000, "sold \(status.sold) of 3,000 after \(rest.waves) more waves (\(during.errors) errors while Redis was away)")
+            #expect(status.orders == 3_000, "one order per ticket")
+            let accounts = try await liveOrderAccounts(store)
+            #expect(accounts.count == 3_000 && Set(accounts).count == 3_000, "no account holds two tickets")
+            // A purchase whose answer was lost with Redis may still have sold: wins seen ≤ sold.
+            #expect(won <= 3_000)
+        }
+    }
 }
 
 /// What a simulated crowd got.
@@ -210,8 +243,29 @@ struct SaleRun {
     var errors = 0
 }
 
-/// `accounts` distinct accounts buying through `nodes` (spread by `weights`, as a weighted
-/// balancer would), each up to `attempts` times, 16 keep-alive connections per node.
+/// Fresh crowds (2,000 accounts, two attempts each) through the nodes on `ports` until the
+/// sale's stock is gone, at most 20 waves; `beforeEachWave` runs first each time.
+func sellOut(
+    store: SaleStore,
+    ports: [Int],
+    weights: [Int],
+    group: any EventLoopGroup,
+    beforeEachWave: () async throws -> Void = {}
+) async throws -> (won: Int, errors: Int, waves: Int) {
+    var total = (won: 0, errors: 0, waves: 0)
+    while try await store.status().remaining > 0, total.waves < 20 {
+        try await beforeEachWave()
+        let wave = try await runSale(
+            accounts: 2_000, attempts: 2, ports: ports, weights: weights, group: group, accountPrefix: "wave-\(total.waves)"
+        )
+        total.won += wave.won.count
+        total.errors += wave.errors
+        total.waves += 1
+    }
+    return total
+}
+
+/// `accounts` distinct accounts buying through `nodes`; see `runSale(accounts:attempts:ports:…)`.
 func runSale(
     accounts: Int,
     attempts: Int,
@@ -220,17 +274,33 @@ func runSale(
     group: any EventLoopGroup,
     accountPrefix: String = "acct"
 ) async throws -> SaleRun {
+    try await runSale(
+        accounts: accounts, attempts: attempts, ports: nodes.map(\.port), weights: weights, group: group, accountPrefix: accountPrefix
+    )
+}
+
+/// `accounts` distinct accounts buying through the nodes on `ports` (spread by `weights`, as a
+/// weighted balancer would), each up to `attempts` times, 16 keep-alive connections per node.
+/// A failed request (5xx, or the connection gone) counts as an error and the crowd goes on.
+func runSale(
+    accounts: Int,
+    attempts: Int,
+    ports: [Int],
+    weights: [Int],
+    group: any EventLoopGroup,
+    accountPrefix: String = "acct"
+) async throws -> SaleRun {
     let ring = weights.enumerated().flatMap { index, weight in Array(repeating: index, count: weight) }
     let connectionsPerNode = 16
     var connections: [[HTTPTestConnection]] = []
-    for node in nodes {
+    for port in ports {
         var perNode: [HTTPTestConnection] = []
         for _ in 0..<connectionsPerNode {
-            perNode.append(try await HTTPTestConnection.connect(port: node.port, group: group))
+            perNode.append(try await HTTPTestConnection.connect(port: port, group: group))
         }
         connections.append(perNode)
     }
-    let lanes = nodes.count * connectionsPerNode
+    let lanes = ports.count * connectionsPerNode
     let pool = connections
     let run = try await withThrowingTaskGroup(of: SaleRun.self) { tasks in
         for lane in 0..<lanes {
@@ -242,7 +312,10 @@ func runSale(
                     let http = pool[node][lane % connectionsPerNode]
                     let name = "\(accountPrefix)-\(account)"
                     for _ in 0..<attempts {
-                        let response = try await http.request(.POST, "/buy/ticket", headers: [("X-Account-Id", name)])
+                        guard let response = try? await http.request(.POST, "/buy/ticket", headers: [("X-Account-Id", name)]) else {
+                            result.errors += 1
+                            continue
+                        }
                         if response.status >= 500 {
                             result.errors += 1
                         } else if response.body.hasPrefix("{\"code\":1,") || response.body.hasPrefix("{\"code\":-2,") {

@@ -287,3 +287,10 @@ extension Duration {
         .nanoseconds(self.nanosecondsClamped)
     }
 }
+
+extension MonotonicInstant {
+    /// Now, on NIO's monotonic clock (the clock every I/O module passes to `GateCore`).
+    public static func now() -> MonotonicInstant {
+        MonotonicInstant(nanoseconds: Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
+    }
+}

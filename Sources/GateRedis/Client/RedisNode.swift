@@ -63,14 +63,10 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         self.backoff = configuration.reconnectBackoff
     }
 
-    static func now() -> MonotonicInstant {
-        MonotonicInstant(nanoseconds: Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
-    }
-
     /// The breaker's phase, for metrics and readiness (on the loop).
     var circuitPhase: CircuitBreaker.Phase {
         self.eventLoop.preconditionInEventLoop()
-        return self.breaker.phase(at: RedisNode.now())
+        return self.breaker.phase(at: MonotonicInstant.now())
     }
 
     // MARK: Shared connection
@@ -122,13 +118,13 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
     }
 
     private func admit() -> Gate {
-        switch self.breaker.admit(now: RedisNode.now()) {
+        switch self.breaker.admit(now: MonotonicInstant.now()) {
         case .allow:
             return .pass
         case .probe:
             return .probe
         case .reject(let retryAt):
-            let wait = retryAt - RedisNode.now()
+            let wait = retryAt - MonotonicInstant.now()
             let reason = self.lastFailure.map { ": \($0.message)" } ?? ""
             return .refuse(RedisError(
                 code: .circuitOpen,
@@ -252,7 +248,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
             self.logger.warning("redis failing", metadata: ["redis": "\(self.configuration.endpoint)", "error": "\(error)"])
         }
         self.lastFailure = error
-        if self.breaker.recordFailure(now: RedisNode.now()) {
+        if self.breaker.recordFailure(now: MonotonicInstant.now()) {
             self.logger.error(
                 "redis circuit breaker opened",
                 metadata: ["redis": "\(self.configuration.endpoint)", "error": "\(error)"]

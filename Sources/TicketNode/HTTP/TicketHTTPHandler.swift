@@ -29,6 +29,8 @@ final class TicketHTTPHandler: ChannelInboundHandler {
     private let node: TicketNodeContext
     private var state: State = .idle
     private var bodyBytes = 0
+    /// When the current request's end arrived (the stat log's latency starts here).
+    private var received = NIODeadline.now()
 
     init(node: TicketNodeContext) {
         self.node = node
@@ -52,6 +54,7 @@ final class TicketHTTPHandler: ChannelInboundHandler {
                 return
             }
             self.state = .responding
+            self.received = .now()
             if tooLarge {
                 self.respond(context: context, head: head, with: context.eventLoop.makeSucceededFuture(
                     .error(.payloadTooLarge, code: -413, "request body larger than \(Self.maximumBodyBytes) bytes")
@@ -68,6 +71,7 @@ final class TicketHTTPHandler: ChannelInboundHandler {
         let keepAlive = head.isKeepAlive
         let version = head.version
         let name = self.node.name
+        let node = self.node
         response.whenComplete { result in
             let context = boundContext.value
             let response: TicketResponse
@@ -96,6 +100,18 @@ final class TicketHTTPHandler: ChannelInboundHandler {
                 let ended = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(boundSelf.value.wrapOutboundOut(.end(nil)), promise: ended)
                 ended.futureResult.whenComplete { _ in boundContext.value.close(promise: nil) }
+            }
+            if let statLog = node.statLog {
+                let elapsed = NIODeadline.now() - boundSelf.value.received
+                statLog.record(StatLog.Entry(
+                    time: StatLog.now(),
+                    route: TicketNodeContext.routeName(of: head),
+                    account: head.headers.first(name: "X-Account-Id"),
+                    status: Int(response.status.code),
+                    code: response.code,
+                    localSales: node.stock.snapshot.taken,
+                    micros: elapsed.nanoseconds / 1_000
+                ))
             }
         }
     }

@@ -7,17 +7,19 @@ import NIOHTTP1
 /// record, which the sale's script wrote with cjson.
 struct TicketResponse: Sendable {
     var status: HTTPResponseStatus
+    /// The body's `code` (for the stat log); 1 for plain successful answers.
+    var code: Int
     var body: String
 
-    static func json(_ status: HTTPResponseStatus, _ body: String) -> TicketResponse {
-        TicketResponse(status: status, body: body)
+    static func json(_ status: HTTPResponseStatus, code: Int = 1, _ body: String) -> TicketResponse {
+        TicketResponse(status: status, code: code, body: body)
     }
 
     static func error(_ status: HTTPResponseStatus, code: Int, _ message: String) -> TicketResponse {
-        .json(status, "{\"code\":\(code),\"msg\":\(jsonString(message))}")
+        .json(status, code: code, "{\"code\":\(code),\"msg\":\(jsonString(message))}")
     }
 
-    static let soldOut = TicketResponse.json(.ok, "{\"code\":-1,\"msg\":\"sold out\"}")
+    static let soldOut = TicketResponse.json(.ok, code: -1, "{\"code\":-1,\"msg\":\"sold out\"}")
 }
 
 /// `text` as a JSON string literal, quotes and control characters escaped.

@@ -1,7 +1,9 @@
+import GateCore
 import GateRedis
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Everything a request of the ticket node needs, shared by all connections.
 final class TicketNodeContext: Sendable {
@@ -9,12 +11,33 @@ final class TicketNodeContext: Sendable {
     let store: SaleStore
     let stock: LocalStock
     let logger: Logger
+    /// Where each answered request is recorded, when `--stat-log` is set.
+    let statLog: StatLog?
+    /// One "purchase failed" line per second at most while Redis is away.
+    private let failureLog = Mutex(EventThrottle(interval: .seconds(1)))
 
-    init(name: String, store: SaleStore, stock: LocalStock, logger: Logger) {
+    init(name: String, store: SaleStore, stock: LocalStock, statLog: StatLog?, logger: Logger) {
         self.name = name
         self.store = store
         self.stock = stock
+        self.statLog = statLog
         self.logger = logger
+    }
+
+    /// The stat log's name for the endpoint `head` asks for.
+    static func routeName(of head: HTTPRequestHead) -> String {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if path == "/buy/ticket" {
+            return "buy"
+        }
+        if path.hasPrefix("/orders/") {
+            return path.hasSuffix("/pay") ? "pay" : "order"
+        }
+        switch path {
+        case "/health": return "health"
+        case "/stock": return "stock"
+        default: return "other"
+        }
     }
 
     /// Answers one request; the future completes on `eventLoop`.
@@ -66,7 +89,6 @@ final class TicketNodeContext: Sendable {
             return eventLoop.makeSucceededFuture(.soldOut)
         }
         let stock = self.stock
-        let logger = self.logger
         return self.store.buy(account: account, node: self.name, on: eventLoop).map { outcome -> TicketResponse in
             switch outcome {
             case .reserved(let order, _, _, _):
@@ -77,13 +99,22 @@ final class TicketNodeContext: Sendable {
                 return .soldOut
             case .alreadyHolds(let order):
                 stock.giveBack()
-                return .json(.ok, "{\"code\":-2,\"msg\":\"account already holds a ticket\",\"order\":\(jsonString(order))}")
+                return .json(.ok, code: -2, "{\"code\":-2,\"msg\":\"account already holds a ticket\",\"order\":\(jsonString(order))}")
             }
         }.flatMapErrorThrowing { error in
             stock.giveBack()
-            logger.warning("purchase failed", metadata: ["error": "\(error)"])
+            self.warnThrottled("purchase failed", error: error)
             return .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
         }
+    }
+
+    /// Logs `message` with `error`, at most once a second, with how many were held back.
+    private func warnThrottled(_ message: Logger.Message, error: any Error) {
+        let now = MonotonicInstant.now()
+        guard let heldBack = self.failureLog.withLock({ $0.admit(at: now) }) else {
+            return
+        }
+        self.logger.warning(message, metadata: ["error": "\(error)", "similar_held_back": "\(heldBack)"])
     }
 
     private func pay(order: String, _ head: HTTPRequestHead, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
@@ -96,7 +127,7 @@ final class TicketNodeContext: Sendable {
             case .paid:
                 return .json(.ok, "{\"code\":1,\"msg\":\"paid\",\"order\":\(jsonString(order))}")
             case .alreadyPaid:
-                return .json(.ok, "{\"code\":2,\"msg\":\"already paid\",\"order\":\(jsonString(order))}")
+                return .json(.ok, code: 2, "{\"code\":2,\"msg\":\"already paid\",\"order\":\(jsonString(order))}")
             case .noSuchOrder:
                 return .error(.notFound, code: -4, "no such order: \(order)")
             case .expired:

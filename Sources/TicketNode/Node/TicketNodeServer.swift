@@ -10,11 +10,16 @@ import NIOPosix
 /// The reaper returns expired reservations to stock every `reapInterval` (every node runs one;
 /// the script is idempotent). The refresher looks at the global stock every `refreshInterval`
 /// while this node answers sold-out from memory, and reopens it when tickets are left.
+///
+/// `shutdown(gracePeriod:)` drains: the listener closes, idle keep-alive connections close,
+/// requests in flight get their answers, then the timers stop and the stat log is flushed.
 public final class TicketNodeServer: Sendable {
     public let configuration: TicketNodeConfiguration
     private let channel: any Channel
     private let context: TicketNodeContext
     private let tasks: [RepeatedTask]
+    private let connections: ConnectionDrainer
+    private let logger: Logger
 
     /// The port the node listens on (the kernel's pick when configured as 0).
     public var port: Int {
@@ -26,11 +31,20 @@ public final class TicketNodeServer: Sendable {
         self.context.stock
     }
 
-    private init(configuration: TicketNodeConfiguration, channel: any Channel, context: TicketNodeContext, tasks: [RepeatedTask]) {
+    private init(
+        configuration: TicketNodeConfiguration,
+        channel: any Channel,
+        context: TicketNodeContext,
+        tasks: [RepeatedTask],
+        connections: ConnectionDrainer,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.channel = channel
         self.context = context
         self.tasks = tasks
+        self.connections = connections
+        self.logger = logger
     }
 
     /// Loads the sale's scripts, checks the sale exists, and starts listening.
@@ -44,19 +58,54 @@ public final class TicketNodeServer: Sendable {
         try await store.loadScripts()
         _ = try await store.status()
         let stock = LocalStock(share: configuration.localStock, buffer: configuration.buffer)
-        let context = TicketNodeContext(name: configuration.name, store: store, stock: stock, logger: logger)
-        let channel = try await ServerBootstrap(group: group)
+        let loop = group.next()
+        let statLog = try configuration.statLogPath.map { path in
+            try StatLog(path: path, node: configuration.name, eventLoop: loop, logger: logger)
+        }
+        let context = TicketNodeContext(name: configuration.name, store: store, stock: stock, statLog: statLog, logger: logger)
+        let connections = ConnectionDrainer()
+        let bound: any Channel
+        do {
+            bound = try await Self.bind(configuration: configuration, context: context, connections: connections, group: group)
+        } catch {
+            try? await statLog?.close(on: loop)
+            throw error
+        }
+        let tasks = Self.startTimers(configuration: configuration, store: store, stock: stock, on: loop, logger: logger)
+        logger.info("ticket node listening", metadata: [
+            "address": "\(configuration.host):\(bound.localAddress?.port ?? configuration.port)",
+            "sale": "\(configuration.sale)", "name": "\(configuration.name)", "share": "\(configuration.localStock)",
+            "stat_log": "\(configuration.statLogPath ?? "-")",
+        ])
+        return TicketNodeServer(configuration: configuration, channel: bound, context: context, tasks: tasks, connections: connections, logger: logger)
+    }
+
+    private static func bind(
+        configuration: TicketNodeConfiguration,
+        context: TicketNodeContext,
+        connections: ConnectionDrainer,
+        group: any EventLoopGroup
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                connections.register(channel)
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(TicketHTTPHandler(node: context))
                 }
             }
             .bind(host: configuration.host, port: configuration.port).get()
+    }
 
-        let loop = group.next()
+    private static func startTimers(
+        configuration: TicketNodeConfiguration,
+        store: SaleStore,
+        stock: LocalStock,
+        on loop: any EventLoop,
+        logger: Logger
+    ) -> [RepeatedTask] {
         let reaper = loop.scheduleRepeatedAsyncTask(initialDelay: configuration.reapInterval.timeAmount, delay: configuration.reapInterval.timeAmount) { _ in
             store.reap(limit: 1_000, on: loop).map { returned in
                 if returned > 0 {
@@ -71,11 +120,7 @@ public final class TicketNodeServer: Sendable {
                 logger.warning("stock refresh failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("ticket node listening", metadata: [
-            "address": "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)",
-            "sale": "\(configuration.sale)", "name": "\(configuration.name)", "share": "\(configuration.localStock)",
-        ])
-        return TicketNodeServer(configuration: configuration, channel: channel, context: context, tasks: [reaper, refresher])
+        return [reaper, refresher]
     }
 
     /// Reopens a closed node when the global stock has tickets left (what the refresher does
@@ -93,12 +138,39 @@ public final class TicketNodeServer: Sendable {
         }
     }
 
-    /// Stops the reaper and the refresher and closes the listener.
-    public func stop() async throws {
-        for task in self.tasks {
-            task.cancel()
+    /// Drains and stops: the listener closes at once, idle keep-alive connections close, each
+    /// request in flight gets its answer (connections still open after `gracePeriod` are closed
+    /// hard); then the reaper and refresher stop and the stat log writes what it holds.
+    public func shutdown(gracePeriod: Duration = .seconds(10)) async throws {
+        let loop = self.channel.eventLoop
+        try? await self.channel.close()
+        let drained = self.connections.drain(on: loop)
+        let timedOut = loop.makePromise(of: Void.self)
+        let deadline = loop.scheduleTask(in: gracePeriod.timeAmount) {
+            timedOut.fail(ChannelError.ioOnClosedChannel)
         }
-        try await self.channel.close()
+        drained.cascade(to: timedOut)
+        do {
+            try await timedOut.futureResult.get()
+        } catch {
+            self.logger.warning("connections still open after the grace period; closing them", metadata: [
+                "grace": "\(gracePeriod)",
+            ])
+            self.connections.closeAll()
+            try? await drained.get()
+        }
+        deadline.cancel()
+        for task in self.tasks {
+            let cancelled = loop.makePromise(of: Void.self)
+            task.cancel(promise: cancelled)
+            try? await cancelled.futureResult.get()
+        }
+        try await self.context.statLog?.close(on: loop)
+    }
+
+    /// Stops at once: no grace for requests in flight (tests use it to "kill" a node).
+    public func stop() async throws {
+        try await self.shutdown(gracePeriod: .zero)
     }
 
     /// Completes when the listener closes.

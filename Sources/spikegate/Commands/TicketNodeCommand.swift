@@ -4,6 +4,8 @@ import GateRedis
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
+import UnixSignals
 import TicketNode
 
 /// `spikegate ticket-node`: the reference ticket backend the gateway forwards to.
@@ -18,6 +20,9 @@ struct TicketNodeCommand: AsyncParsableCommand {
 
     @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path).")
     var redis = "redis://127.0.0.1:6379"
+
+    @Option(help: "How long one Redis command may take before the request is answered 503.")
+    var redisTimeout = "500ms"
 
     @Option(help: "Sale id (create it with `spikegate sale init`).")
     var sale: String
@@ -37,6 +42,12 @@ struct TicketNodeCommand: AsyncParsableCommand {
     @Option(help: "How often a node that answers sold-out from memory looks at the global stock.")
     var refreshInterval = "200ms"
 
+    @Option(help: "Append one JSON line per request (route, account, answer, local sales, latency) to FILE.")
+    var statLog: String?
+
+    @Option(help: "On SIGTERM/SIGINT, how long requests in flight may take before connections are closed.")
+    var drainTimeout = "10s"
+
     @Option(help: "Event-loop threads (default: one per core).")
     var threads = System.coreCount
 
@@ -51,7 +62,12 @@ struct TicketNodeCommand: AsyncParsableCommand {
         guard self.threads > 0 else {
             throw ValidationError("--threads must be positive")
         }
-        for (option, text) in [("--reap-interval", self.reapInterval), ("--refresh-interval", self.refreshInterval)] {
+        if let statLog = self.statLog, statLog.isEmpty {
+            throw ValidationError("--stat-log needs a file path")
+        }
+        for (option, text) in [
+            ("--reap-interval", self.reapInterval), ("--refresh-interval", self.refreshInterval), ("--redis-timeout", self.redisTimeout),
+        ] {
             do {
                 guard try DurationText.parse(text) > .zero else {
                     throw ValidationError("\(option) must be positive")
@@ -59,6 +75,11 @@ struct TicketNodeCommand: AsyncParsableCommand {
             } catch let error as DurationText.ParseError {
                 throw ValidationError("\(option): \(error)")
             }
+        }
+        do {
+            _ = try DurationText.parse(self.drainTimeout)
+        } catch {
+            throw ValidationError("--drain-timeout: \(error)")
         }
     }
 
@@ -82,7 +103,7 @@ struct TicketNodeCommand: AsyncParsableCommand {
     func run() async throws {
         let (host, port) = try self.endpoint()
         var redisConfiguration = try RedisConfiguration(url: self.redis)
-        redisConfiguration.commandTimeout = .milliseconds(500)
+        redisConfiguration.commandTimeout = try DurationText.parse(self.redisTimeout)
         let logger = Logger(label: "spikegate.ticket-node")
         let configuration = TicketNodeConfiguration(
             host: host,
@@ -92,13 +113,36 @@ struct TicketNodeCommand: AsyncParsableCommand {
             localStock: self.localStock,
             buffer: self.buffer,
             reapInterval: try DurationText.parse(self.reapInterval),
-            refreshInterval: try DurationText.parse(self.refreshInterval)
+            refreshInterval: try DurationText.parse(self.refreshInterval),
+            statLogPath: self.statLog
         )
+        let drainTimeout = try DurationText.parse(self.drainTimeout)
         try await RedisClient.withClient(configuration: redisConfiguration, threads: self.threads, logger: logger) { redis, group in
             try await redis.connect()
             let server = try await TicketNodeServer.start(configuration: configuration, redis: redis, group: group, logger: logger)
             print("ticket node \(configuration.name) listening on \(host):\(server.port), sale \(self.sale), share \(self.localStock)")
-            try await server.closed.get()
+            let service = TicketNodeService(server: server, drainTimeout: drainTimeout, logger: logger)
+            let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [service],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+            try await services.run()
         }
+    }
+}
+
+/// Runs a started ticket node until SIGTERM/SIGINT, then drains it.
+private struct TicketNodeService: Service {
+    let server: TicketNodeServer
+    let drainTimeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // Returns on graceful shutdown; throws if the task is cancelled instead.
+        try? await gracefulShutdown()
+        self.logger.info("draining", metadata: ["timeout": "\(self.drainTimeout)"])
+        try await self.server.shutdown(gracePeriod: self.drainTimeout)
+        self.logger.info("stopped")
     }
 }
