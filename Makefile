@@ -7,9 +7,10 @@ SWIFT ?= swift
 DEPS_PACKAGES := pkg-config libhiredis-dev redis-server
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
+BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: help deps deps-bench build release test demo bench-redis clean
+.PHONY: help deps deps-bench deps-bench-node build release test demo bench-redis bench-node clean
 
 help:
 	@echo "make demo         install missing packages, build, run the flash-sale demo"
@@ -18,6 +19,7 @@ help:
 	@echo "make build        debug build"
 	@echo "make release      release build"
 	@echo "make bench-redis  GateRedis vs redis-benchmark on the same server, as ratios"
+	@echo "make bench-node   ab and wrk against one ticket node and 4 nodes behind nginx (weights 1-4)"
 
 # Installs only what is missing; `apt-get update` runs once, and only when something is missing.
 deps:
@@ -33,11 +35,14 @@ deps:
 deps-bench:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 
+deps-bench-node:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_NODE_PACKAGES)"
+
 build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --product spikegate
 
 test: deps
 	$(SWIFT) build --build-tests
@@ -50,6 +55,9 @@ demo: release
 
 bench-redis: deps-bench release
 	@bash Deploy/bench/bench-redis.sh
+
+bench-node: deps-bench-node release
+	@bash Deploy/bench/bench-node.sh
 
 clean:
 	rm -rf .build
