@@ -160,14 +160,7 @@ public enum RequestHeadCheck {
 
     /// Without leading and trailing spaces and tabs (optional whitespace).
     private static func trimmed(_ text: String) -> String {
-        var scalars = Substring(text)
-        while let first = scalars.first, first == " " || first == "\t" {
-            scalars = scalars.dropFirst()
-        }
-        while let last = scalars.last, last == " " || last == "\t" {
-            scalars = scalars.dropLast()
-        }
-        return String(scalars)
+        String(Substring(text).trimmingSpaces())
     }
 
     /// `text` in quotes, control characters shown as escapes, cut to 64 characters.
