@@ -97,17 +97,3 @@ public enum ForwardingHeaders {
         return dropped
     }
 }
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    func trimmingSpaces() -> Substring {
-        var text = self
-        while let first = text.first, first == " " || first == "\t" {
-            text = text.dropFirst()
-        }
-        while let last = text.last, last == " " || last == "\t" {
-            text = text.dropLast()
-        }
-        return text
-    }
-}

@@ -130,7 +130,7 @@ public struct ClientAddressResolver: Sendable {
 
     /// The address in one `X-Forwarded-For` entry, `nil` unless the whole entry is one.
     static func address(inEntry entry: Substring) -> IPAddress? {
-        let entry = Self.trimmingWhitespace(entry)
+        let entry = entry.trimmingSpaces()
         let colon = UInt8(ascii: ":")
         if entry.utf8.first == UInt8(ascii: "[") {
             // "[v6]" or "[v6]:port"; brackets are for IPv6 text only.
@@ -163,16 +163,5 @@ public struct ClientAddressResolver: Sendable {
             return false
         }
         return digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) } <= 65535
-    }
-
-    /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    private static func trimmingWhitespace(_ text: Substring) -> Substring {
-        let isWhitespace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        guard let first = text.utf8.firstIndex(where: { !isWhitespace($0) }),
-              let last = text.utf8.lastIndex(where: { !isWhitespace($0) })
-        else {
-            return text[text.endIndex...]
-        }
-        return text[first..<text.utf8.index(after: last)]
     }
 }
