@@ -54,7 +54,9 @@ final class TicketHTTPHandler: ChannelInboundHandler {
                 return
             }
             self.state = .responding
-            self.received = .now()
+            if self.node.statLog != nil {
+                self.received = .now()
+            }
             if tooLarge {
                 self.respond(context: context, head: head, with: context.eventLoop.makeSucceededFuture(
                     .error(.payloadTooLarge, code: -413, "request body larger than \(Self.maximumBodyBytes) bytes")

@@ -24,9 +24,14 @@ final class TicketNodeContext: Sendable {
         self.logger = logger
     }
 
+    /// The request target without its query.
+    private static func path(of head: HTTPRequestHead) -> Substring {
+        head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
+
     /// The stat log's name for the endpoint `head` asks for.
     static func routeName(of head: HTTPRequestHead) -> String {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let path = Self.path(of: head)
         if path == "/buy/ticket" {
             return "buy"
         }
@@ -42,7 +47,7 @@ final class TicketNodeContext: Sendable {
 
     /// Answers one request; the future completes on `eventLoop`.
     func route(_ head: HTTPRequestHead, on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let path = Self.path(of: head)
         let segments = path.split(separator: "/")
         switch (head.method, segments.count) {
         case (.POST, 2) where segments[0] == "buy" && segments[1] == "ticket",
