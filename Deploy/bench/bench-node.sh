@@ -23,17 +23,18 @@ WORK=$(mktemp -d /tmp/spikegate-bench-node.XXXXXX)
 NODE_PIDS=()
 NGINX_PID=""
 
-cleanup() {
-  for pid in "${NODE_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_nodes() {
+  for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
   NODE_PIDS=()
-  if [ -n "$NGINX_PID" ]; then
-    kill "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-    NGINX_PID=""
-  fi
+}
+stop_nginx() {
+  if [ -n "$NGINX_PID" ]; then stop_pid "$NGINX_PID"; fi
+  NGINX_PID=""
+}
+cleanup() {
+  stop_nodes
+  stop_nginx
   stop_redis
   rm -rf "$WORK"
 }
@@ -54,8 +55,8 @@ wait_http() { # wait_http PORT
 # start_nodes TICKETS SHARE... : a fresh sale and one node per share; sets NODE_PORTS.
 start_nodes() {
   local tickets=$1; shift
-  for pid in "${NODE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  NODE_PIDS=() NODE_PORTS=()
+  stop_nodes
+  NODE_PORTS=()
   "$BIN" sale init --redis "$REDIS" --sale bench --tickets "$tickets" --force >/dev/null
   local index=0
   for share in "$@"; do
@@ -71,7 +72,7 @@ start_nodes() {
 
 # start_nginx: nginx on NGINX_PORT in front of NODE_PORTS with weights 1, 2, 3, 4.
 start_nginx() {
-  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  stop_nginx
   NGINX_PORT=$(free_port)
   mkdir -p "$WORK/nginx/logs"
   {

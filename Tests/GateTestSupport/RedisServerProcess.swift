@@ -111,16 +111,8 @@ public final class RedisServerProcess: @unchecked Sendable {
             arguments += ["--port", "0", "--unixsocket", self.socketPath, "--unixsocketperm", "700"]
         }
         arguments += self.extraArguments
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = arguments
         let logURL = self.directory.appendingPathComponent("redis.log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try launchProcess(executable: try Self.binary(), arguments: arguments, output: logURL)
         self.lock.withLock { self.process = process }
 
         let deadline = ContinuousClock.now + .seconds(10)

@@ -76,16 +76,8 @@ public final class SpikegateProcess: @unchecked Sendable {
 
     /// Starts `spikegate arguments…`; its output goes to a temporary file.
     public static func start(_ arguments: [String]) throws -> SpikegateProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try SpikegateBinary.path())
-        process.arguments = arguments
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try launchProcess(executable: try SpikegateBinary.path(), arguments: arguments, output: output)
         return SpikegateProcess(process: process, output: output)
     }
 
@@ -128,4 +120,19 @@ public final class SpikegateProcess: @unchecked Sendable {
             self.process.waitUntilExit()
         }
     }
+}
+
+/// Starts `executable arguments…` with standard output and error going to (a new) `output` and
+/// no standard input.
+func launchProcess(executable: String, arguments: [String], output: URL) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    return process
 }

@@ -151,6 +151,9 @@ struct TicketNodeServerTests {
     }
 }
 
+/// redis-server with every write in the AOF before it answers: nothing acknowledged is lost.
+private let durableRedis = ["--appendonly", "yes", "--appendfsync", "always"]
+
 @Suite("Ticket node sale under faults", .timeLimit(.minutes(3)))
 struct TicketNodeFaultTests {
     @Test("every reservation expires: the stock comes back whole and sells again")
@@ -182,7 +185,7 @@ struct TicketNodeFaultTests {
         try await withTicketNodes(
             tickets: 3_000,
             shares: [750, 750, 750, 750],
-            redisArguments: ["--appendonly", "yes", "--appendfsync", "always"]
+            redisArguments: durableRedis
         ) { nodes, store, group, server in
             let before = try await runSale(accounts: 1_500, attempts: 1, nodes: nodes, weights: [1, 1, 1, 1], group: group)
             #expect(before.won.count == 1_500)
@@ -206,7 +209,7 @@ struct TicketNodeFaultTests {
         try await withTicketNodes(
             tickets: 3_000,
             shares: [750, 750, 750, 750],
-            redisArguments: ["--appendonly", "yes", "--appendfsync", "always"]
+            redisArguments: durableRedis
         ) { nodes, store, group, server in
             let wave = Task {
                 try await runSale(accounts: 6_000, attempts: 2, nodes: nodes, weights: [1, 1, 1, 1], group: group, accountPrefix: "during")
