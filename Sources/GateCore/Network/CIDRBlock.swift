@@ -11,52 +11,9 @@
 /// (`10.0.0.0/8`), because `IPAddress` unmaps such addresses and the block must still match them.
 /// An IPv4 block never contains an IPv6 address, nor the other way round.
 public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
-    /// Why a CIDR block did not parse: what is wrong and what to write instead.
-    public struct ParseError: Error, Sendable, Hashable, CustomStringConvertible {
-        /// The kind of mistake; compare errors by this, never by their message.
-        public struct Code: Sendable, Hashable, CustomStringConvertible {
-            private enum Base: String, Sendable, Hashable {
-                case notAnAddress = "not_an_address"
-                case invalidPrefixLength = "invalid_prefix_length"
-                case prefixLengthOutOfRange = "prefix_length_out_of_range"
-                case hostBitsSet = "host_bits_set"
-            }
-
-            private let base: Base
-
-            private init(_ base: Base) {
-                self.base = base
-            }
-
-            /// The part before `/` (or the whole text) is not an IPv4 or IPv6 address.
-            public static let notAnAddress = Code(.notAnAddress)
-            /// The part after `/` is not a plain decimal number (empty, a sign, a leading zero,
-            /// a space, a second `/`, or anything but digits).
-            public static let invalidPrefixLength = Code(.invalidPrefixLength)
-            /// The prefix length is longer than the address (33 and more for IPv4, 129 and more
-            /// for IPv6, or below 96 for an IPv4-mapped IPv6 network).
-            public static let prefixLengthOutOfRange = Code(.prefixLengthOutOfRange)
-            /// The address has bits set below the prefix length: it is a host, not the network.
-            public static let hostBitsSet = Code(.hostBitsSet)
-
-            public var description: String {
-                self.base.rawValue
-            }
-        }
-
-        /// The kind of mistake.
-        public let code: Code
-        /// The text that did not parse, as given.
-        public let text: String
-        /// What is wrong with it.
-        public let problem: String
-        /// How to fix it.
-        public let hint: String
-
-        public var description: String {
-            "'\(self.text)' is not a CIDR block: \(self.problem) (\(self.hint))"
-        }
-    }
+    /// Why a CIDR block did not parse; its codes are `notAnAddress`, `invalidPrefixLength`,
+    /// `prefixLengthOutOfRange` and `hostBitsSet`.
+    public typealias ParseError = ValueParseError
 
     /// The network address: the block's first address, with every bit below the prefix clear.
     public let network: IPAddress
@@ -80,6 +37,7 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
         guard let address = IPAddress(addressText) else {
             throw ParseError(
                 code: .notAnAddress,
+                expected: Self.expected,
                 text: String(text),
                 problem: addressText.isEmpty ? "the address is missing" : "'\(addressText)' is not an IPv4 or IPv6 address",
                 hint: "write e.g. 10.0.0.0/8, 2001:db8::/32 or a bare address for one host, without brackets, zone or spaces"
@@ -103,6 +61,7 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
             let network = CIDRBlock(uncheckedNetwork: IPAddress(integerValue: value & mask, family: address.family), prefixLength: prefixLength)
             throw ParseError(
                 code: .hostBitsSet,
+                expected: Self.expected,
                 text: String(text),
                 problem: "\(address) has bits set below the /\(prefixLength) prefix, so it is a host, not a network",
                 hint: "write \(network) for the network, or \(address)/\(width) for this address alone"
@@ -110,6 +69,9 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
         }
         self.init(uncheckedNetwork: address, prefixLength: prefixLength)
     }
+
+    /// What a `ParseError` says the text should have been.
+    private static let expected = "a CIDR block"
 
     private init(uncheckedNetwork network: IPAddress, prefixLength: Int) {
         self.network = network
@@ -143,18 +105,18 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
         let range = mapped ? "96...128 for an IPv4-mapped IPv6 address" : "0...\(width)"
         let hint = "write the number of network bits after '/' as plain digits, \(range)"
         guard !digits.isEmpty else {
-            throw ParseError(code: .invalidPrefixLength, text: String(text), problem: "nothing follows '/'", hint: hint)
+            throw ParseError(code: .invalidPrefixLength, expected: Self.expected, text: String(text), problem: "nothing follows '/'", hint: hint)
         }
         guard digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            throw ParseError(code: .invalidPrefixLength, text: String(text), problem: "the prefix length '\(digits)' is not a whole number", hint: hint)
+            throw ParseError(code: .invalidPrefixLength, expected: Self.expected, text: String(text), problem: "the prefix length '\(digits)' is not a whole number", hint: hint)
         }
         guard digits.utf8.count == 1 || digits.utf8.first != UInt8(ascii: "0") else {
-            throw ParseError(code: .invalidPrefixLength, text: String(text), problem: "the prefix length '\(digits)' has a leading zero", hint: hint)
+            throw ParseError(code: .invalidPrefixLength, expected: Self.expected, text: String(text), problem: "the prefix length '\(digits)' has a leading zero", hint: hint)
         }
         // At most 3 digits can be in range; more would only risk overflow.
         guard digits.utf8.count <= 3, let value = Int(digits), value <= width, !mapped || value >= 96 else {
             let family = mapped ? "an IPv4-mapped IPv6" : (width == 32 ? "an IPv4" : "an IPv6")
-            throw ParseError(code: .prefixLengthOutOfRange, text: String(text), problem: "prefix length \(digits) is out of range for \(family) address", hint: hint)
+            throw ParseError(code: .prefixLengthOutOfRange, expected: Self.expected, text: String(text), problem: "prefix length \(digits) is out of range for \(family) address", hint: hint)
         }
         return value
     }
@@ -177,4 +139,18 @@ extension IPAddress {
         // 4 or 16 bytes always make an address.
         self = IPAddress(bytes: bytes)!
     }
+}
+
+extension ValueParseError.Code {
+    /// CIDR block: the part before `/` (or the whole text) is not an IPv4 or IPv6 address.
+    public static let notAnAddress = Self("not_an_address")
+    /// CIDR block: the part after `/` is not a plain decimal number (empty, a sign, a leading
+    /// zero, a space, a second `/`, or anything but digits).
+    public static let invalidPrefixLength = Self("invalid_prefix_length")
+    /// CIDR block: the prefix length is longer than the address (33 and more for IPv4, 129 and
+    /// more for IPv6, or below 96 for an IPv4-mapped IPv6 network).
+    public static let prefixLengthOutOfRange = Self("prefix_length_out_of_range")
+    /// CIDR block: the address has bits set below the prefix length: it is a host, not the
+    /// network.
+    public static let hostBitsSet = Self("host_bits_set")
 }
