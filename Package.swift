@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "spikegate", targets: ["spikegate"]),
         .library(name: "GateCore", targets: ["GateCore"]),
         .library(name: "GateRedis", targets: ["GateRedis"]),
+        .library(name: "GateRules", targets: ["GateRules"]),
         .library(name: "TicketNode", targets: ["TicketNode"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // Rule and config files: its Node API keeps every value's line and column for diagnostics.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // SIGTERM/SIGINT → graceful shutdown of the long-running commands.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -33,6 +36,16 @@ let package = Package(
         // Pure decisions: no NIO, no sockets, no files; time and randomness come in as parameters.
         .target(
             name: "GateCore",
+            swiftSettings: swiftSettings
+        ),
+        // YAML → decoded files → every diagnostic → compiled rules and the gateway's configuration.
+        .target(
+            name: "GateRules",
+            dependencies: [
+                "GateCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -65,6 +78,7 @@ let package = Package(
             dependencies: [
                 "GateCore",
                 "GateRedis",
+                "GateRules",
                 "TicketNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "GateCoreTests",
             dependencies: ["GateCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GateRulesTests",
+            dependencies: ["GateCore", "GateRules"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

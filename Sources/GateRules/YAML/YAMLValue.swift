@@ -1,0 +1,47 @@
+import Yams
+
+/// A node of a composed YAML document and the key path that leads to it: what a reader needs
+/// to read the value and to say where a problem is.
+struct YAMLValue {
+    /// The node, with its line and column (`mark`).
+    let node: Node
+    /// Where the node is in the document.
+    let path: NodePath
+
+    /// The line the node starts on, from 1.
+    var line: Int {
+        self.node.mark?.line ?? 0
+    }
+
+    /// The column the node starts at, from 1.
+    var column: Int {
+        self.node.mark?.column ?? 0
+    }
+
+    /// The node's YAML type: the tag written, or the one its plain text resolves to (`5` an
+    /// integer, `true` a boolean, `~` or nothing null); quoted text is always a string.
+    var tagName: Tag.Name {
+        Resolver.default.resolveTag(of: self.node)
+    }
+
+    /// What kind of value the node is, for "expected …, found …": `a mapping`, `a list`,
+    /// `a string`, `an integer`, `a number`, `a boolean`, or `nothing` for an empty value.
+    var kind: String {
+        switch self.node {
+        case .mapping:
+            return "a mapping"
+        case .sequence:
+            return "a list"
+        case .alias:
+            return "an alias"
+        case .scalar:
+            switch self.tagName {
+            case .null: return "nothing"
+            case .bool: return "a boolean"
+            case .int: return "an integer"
+            case .float: return "a number"
+            default: return "a string"
+            }
+        }
+    }
+}
