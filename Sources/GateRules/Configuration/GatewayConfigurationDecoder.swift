@@ -1,0 +1,166 @@
+import GateCore
+import Yams
+
+/// Turns the YAML of a gateway configuration file into a `GatewayConfiguration`, reporting
+/// every problem: unknown keys, wrong types, values out of range, listeners that would bind the
+/// same address.
+struct GatewayConfigurationDecoder {
+    private var reader: YAMLReader
+    private let baseDirectory: String
+
+    /// Every problem found so far.
+    var diagnostics: [Diagnostic] {
+        self.reader.diagnostics
+    }
+
+    init(file: String, baseDirectory: String) {
+        self.reader = YAMLReader(file: file)
+        self.baseDirectory = baseDirectory
+    }
+
+    /// The configuration `yaml` describes, with defaults for what it leaves out; meaningful only
+    /// when `diagnostics` is empty afterwards.
+    mutating func decode(_ yaml: String) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        let fields = self.reader.fields(
+            of: self.reader.root(of: yaml),
+            keys: ["listeners", "admin", "redis", "rules", "timeouts", "limits"]
+        )
+        var bound: [(endpoint: Endpoint, value: YAMLValue)] = []
+        if let listeners = self.reader.elements(of: fields?["listeners"]) {
+            if listeners.isEmpty, let value = fields?["listeners"] {
+                self.reader.report("at least one listener is needed", at: value, hint: "add '- address: 0.0.0.0:8080', or leave listeners out for that default")
+            }
+            configuration.listeners = listeners.compactMap { self.listener($0, bound: &bound) }
+        }
+        let admin = self.reader.fields(of: fields?["admin"], keys: ["address"])
+        if let address = self.reader.required("address", in: admin), let endpoint = self.reader.endpoint(address, allowingPortZero: true) {
+            self.checkUnique(endpoint, at: address, bound: &bound)
+            configuration.admin = endpoint
+        }
+        if let value = fields?["redis"], let url = self.reader.string(value) {
+            self.checkRedisURL(url, at: value)
+            configuration.redis = url
+        }
+        configuration.rulesDirectory = self.path(fields?["rules"])
+        self.decodeTimeouts(fields?["timeouts"], into: &configuration.timeouts)
+        self.decodeLimits(fields?["limits"], into: &configuration.limits)
+        return configuration
+    }
+
+    private mutating func listener(_ value: YAMLValue, bound: inout [(endpoint: Endpoint, value: YAMLValue)]) -> Listener? {
+        let fields = self.reader.fields(of: value, keys: ["address", "tls", "proxy_protocol"])
+        let address = self.reader.required("address", in: fields)
+        let endpoint = self.reader.endpoint(address, allowingPortZero: true)
+        let tls = fields?["tls"].flatMap { self.tls($0) }
+        let proxyProtocol = self.reader.boolean(fields?["proxy_protocol"]) ?? false
+        guard let endpoint, let address else {
+            return nil
+        }
+        self.checkUnique(endpoint, at: address, bound: &bound)
+        return Listener(endpoint: endpoint, tls: tls, proxyProtocol: proxyProtocol)
+    }
+
+    /// `self_signed`, or a mapping with the `certificate` and `key` PEM paths.
+    private mutating func tls(_ value: YAMLValue) -> TLSSource? {
+        if case .scalar = value.node, value.node.string == "self_signed" {
+            return .selfSigned
+        }
+        guard case .mapping = value.node else {
+            self.reader.reportType(
+                of: value,
+                expected: "self_signed or a mapping with certificate and key",
+                hint: "write 'tls: self_signed' for the demo, or certificate: and key: paths to PEM files below 'tls:'"
+            )
+            return nil
+        }
+        let fields = self.reader.fields(of: value, keys: ["certificate", "key"])
+        let certificate = self.path(self.reader.required("certificate", in: fields))
+        let key = self.path(self.reader.required("key", in: fields))
+        guard let certificate, let key else {
+            return nil
+        }
+        return .files(certificate: certificate, key: key)
+    }
+
+    /// A non-empty path, resolved against the configuration file's directory.
+    private mutating func path(_ value: YAMLValue?) -> String? {
+        self.reader.nonEmptyString(value).map { TextFile.resolve($0, against: self.baseDirectory) }
+    }
+
+    /// Reports `endpoint` when an earlier listener binds the same port on the same or an
+    /// overlapping (wildcard) host; port 0 never clashes, each bind getting its own port.
+    private mutating func checkUnique(_ endpoint: Endpoint, at value: YAMLValue, bound: inout [(endpoint: Endpoint, value: YAMLValue)]) {
+        let wildcards = ["0.0.0.0", "::"]
+        let clash = bound.first { earlier in
+            endpoint.port != 0 && earlier.endpoint.port == endpoint.port
+                && (earlier.endpoint.host == endpoint.host || wildcards.contains(earlier.endpoint.host) || wildcards.contains(endpoint.host))
+        }
+        if let clash {
+            self.reader.report(
+                "\(endpoint) clashes with \(clash.value.path) (\(clash.endpoint), line \(clash.value.line))",
+                at: value,
+                hint: "give each listener its own port"
+            )
+        }
+        bound.append((endpoint, value))
+    }
+
+    /// Only the scheme is checked here; the Redis client reads the rest when it connects.
+    private mutating func checkRedisURL(_ url: String, at value: YAMLValue) {
+        let hint = "write redis://host:port, redis://host:port/db or unix:///path/to/redis.sock"
+        for scheme in ["redis://", "unix://"] where url.hasPrefix(scheme) {
+            if url.count == scheme.count {
+                self.reader.report("'\(url)' names no server", at: value, hint: hint)
+            }
+            return
+        }
+        self.reader.report("'\(url)' is not a Redis URL: the scheme must be redis:// or unix://", at: value, hint: hint)
+    }
+
+    private mutating func decodeTimeouts(_ value: YAMLValue?, into timeouts: inout Timeouts) {
+        let durations: [(key: String, field: WritableKeyPath<Timeouts, Duration>, allowingZero: Bool)] = [
+            ("header", \.header, false),
+            ("idle", \.idle, false),
+            ("body_rate_grace", \.bodyRateGrace, true),
+            ("upstream_connect", \.upstreamConnect, false),
+            ("upstream_response", \.upstreamResponse, false),
+            ("drain", \.drain, true),
+        ]
+        let fields = self.reader.fields(of: value, keys: durations.map(\.key) + ["body_min_rate"])
+        for entry in durations {
+            if let duration = self.reader.duration(fields?[entry.key], allowingZero: entry.allowingZero) {
+                timeouts[keyPath: entry.field] = duration
+            }
+        }
+        if let rate = self.reader.byteSize(fields?["body_min_rate"], in: 0...Int.max) {
+            timeouts.bodyMinimumRate = rate
+        }
+    }
+
+    private mutating func decodeLimits(_ value: YAMLValue?, into limits: inout Limits) {
+        let sizes: [(key: String, field: WritableKeyPath<Limits, Int>)] = [
+            ("max_uri_bytes", \.requestHead.maximumURIBytes),
+            ("max_header_bytes", \.requestHead.maximumHeaderBytes),
+            ("max_body_bytes", \.requestHead.maximumBodyBytes),
+            ("outbound_buffer_bytes", \.outboundBufferBytes),
+        ]
+        let counts: [(key: String, field: WritableKeyPath<Limits, Int>, minimum: Int)] = [
+            ("max_header_count", \.requestHead.maximumHeaderCount, 1),
+            ("max_connections", \.maximumConnections, 1),
+            ("max_connections_per_ip", \.maximumConnectionsPerIP, 1),
+            ("upstream_idle_per_loop", \.upstreamIdlePerLoop, 0),
+        ]
+        let fields = self.reader.fields(of: value, keys: sizes.map(\.key) + counts.map(\.key))
+        for entry in sizes {
+            if let bytes = self.reader.byteSize(fields?[entry.key], in: 1...Int.max) {
+                limits[keyPath: entry.field] = bytes
+            }
+        }
+        for entry in counts {
+            if let count = self.reader.integer(fields?[entry.key], in: entry.minimum...Int.max) {
+                limits[keyPath: entry.field] = count
+            }
+        }
+    }
+}
