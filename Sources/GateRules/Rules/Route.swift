@@ -1,0 +1,65 @@
+/// Which upstream a request goes to: a path (exact or prefix) and optionally a method.
+///
+/// Routes are tried in order (files by name, then the order within the file) and the first
+/// that matches wins. The path is compared byte for byte with the request path as sent (no
+/// percent-decoding, no dot-segment removal), without the query string.
+public struct Route: Sendable, Hashable {
+    /// How a route's path is compared with the request path.
+    public enum Match: Sendable, Hashable {
+        /// The request path equals this one.
+        case exact(String)
+        /// The request path starts with this one (`/api/` matches `/api/x`, not `/api`).
+        case prefix(String)
+
+        /// Whether `path` (without its query string) matches.
+        public func matches(_ path: Substring) -> Bool {
+            switch self {
+            case .exact(let exact):
+                return path == exact
+            case .prefix(let prefix):
+                return path.hasPrefix(prefix)
+            }
+        }
+    }
+
+    /// The method the request must have (case-sensitive, as HTTP says), or `nil` for any.
+    public var method: String?
+    /// The path the request must have.
+    public var match: Match
+    /// The name of the upstream the request goes to.
+    public var upstream: String
+    /// The rule file the route is in, by name within the rules directory.
+    public var file: String
+    /// The line it starts on, from 1.
+    public var line: Int
+
+    /// A route.
+    public init(method: String? = nil, match: Match, upstream: String, file: String, line: Int) {
+        self.method = method
+        self.match = match
+        self.upstream = upstream
+        self.file = file
+        self.line = line
+    }
+
+    /// Whether a request with `method` and `path` (without its query string) takes this route.
+    public func matches(method: String, path: Substring) -> Bool {
+        (self.method == nil || self.method == method) && self.match.matches(path)
+    }
+
+    /// Whether every request this route matches is matched by `self` first: `other` can never
+    /// match when it comes after `self`.
+    func covers(_ other: Route) -> Bool {
+        guard self.method == nil || self.method == other.method else {
+            return false
+        }
+        switch (self.match, other.match) {
+        case (.exact(let path), .exact(let otherPath)):
+            return path == otherPath
+        case (.prefix(let prefix), .exact(let otherPath)), (.prefix(let prefix), .prefix(let otherPath)):
+            return otherPath.hasPrefix(prefix)
+        case (.exact, .prefix):
+            return false
+        }
+    }
+}

@@ -1,0 +1,196 @@
+import GateCore
+
+/// Decodes one rule file into a `RuleFile`, reporting every problem that one entry shows by
+/// itself (see `RuleFile` for what each stage checks).
+struct RuleFileDecoder {
+    private var reader: YAMLReader
+
+    /// Every problem found so far.
+    var diagnostics: [Diagnostic] {
+        self.reader.diagnostics
+    }
+
+    /// A decoder for the file called `name`.
+    init(name: String) {
+        self.reader = YAMLReader(file: name)
+    }
+
+    /// The rules in `text`; meaningful only when `diagnostics` is empty afterwards.
+    mutating func decode(_ text: String) -> RuleFile {
+        var file = RuleFile(name: self.reader.file)
+        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "upstreams", "routes"])
+        for entry in self.reader.elements(of: fields?["trusted_proxies"]) ?? [] {
+            if let block = self.reader.cidrBlock(entry) {
+                file.trustedProxies.append(block)
+            }
+        }
+        for entry in self.reader.entries(of: fields?["upstreams"]) ?? [] {
+            file.upstreams.append(RuleFile.UpstreamEntry(
+                name: entry.name,
+                location: self.reader.location(of: entry.key),
+                upstream: self.upstream(named: entry.name, key: entry.key, value: entry.value)
+            ))
+        }
+        for entry in self.reader.elements(of: fields?["routes"]) ?? [] {
+            if let route = self.route(entry) {
+                file.routes.append(route)
+            }
+        }
+        return file
+    }
+
+    private mutating func upstream(named name: String, key: YAMLValue, value: YAMLValue) -> Upstream? {
+        let nameIsValid = name.unicodeScalars.allSatisfy { $0.isASCIILetterOrDigit || "-_.".unicodeScalars.contains($0) }
+        if !nameIsValid {
+            self.reader.report("upstream name '\(name)' has characters other than letters, digits, '-', '_' and '.'", at: key, hint: "name it e.g. tickets or tickets-eu")
+        }
+        let fields = self.reader.fields(of: value, keys: ["backends", "health_check", "passive", "slow_start"])
+        let backends = self.backends(self.reader.required("backends", in: fields))
+        var health = BackendHealth.Configuration()
+        let healthCheck = self.healthCheck(fields?["health_check"], health: &health)
+        self.passive(fields?["passive"], health: &health)
+        if let slowStart = self.reader.duration(fields?["slow_start"], allowingZero: true) {
+            health.slowStart = slowStart
+        }
+        guard nameIsValid, let backends, let healthCheck else {
+            return nil
+        }
+        return Upstream(name: name, backends: backends, healthCheck: healthCheck, health: health)
+    }
+
+    private mutating func backends(_ value: YAMLValue?) -> [Backend]? {
+        guard let value, let elements = self.reader.elements(of: value) else {
+            return nil
+        }
+        if elements.isEmpty {
+            self.reader.report("an upstream needs at least one backend", at: value, hint: "add '- address: 127.0.0.1:8081'")
+        }
+        var backends: [(backend: Backend, value: YAMLValue)] = []
+        var complete = !elements.isEmpty
+        for element in elements {
+            let fields = self.reader.fields(of: element, keys: ["address", "weight"])
+            let address = self.reader.required("address", in: fields)
+            let endpoint = self.reader.endpoint(address, allowingPortZero: false)
+            let weight = self.reader.integer(fields?["weight"], in: 1...1000) ?? 1
+            guard let endpoint, let address else {
+                complete = false
+                continue
+            }
+            if let first = backends.first(where: { $0.backend.endpoint == endpoint }) {
+                self.reader.report(
+                    "backend \(endpoint) is listed twice (first at \(first.value.path), line \(first.value.line))",
+                    at: address,
+                    hint: "list each backend once; give it a larger weight to send it more"
+                )
+                complete = false
+            }
+            backends.append((Backend(endpoint: endpoint, weight: weight), address))
+        }
+        return complete ? backends.map(\.backend) : nil
+    }
+
+    private mutating func healthCheck(_ value: YAMLValue?, health: inout BackendHealth.Configuration) -> HealthCheck? {
+        var check = HealthCheck()
+        let fields = self.reader.fields(of: value, keys: ["path", "interval", "timeout", "rise", "fall"])
+        if let path = self.requestPath(fields?["path"]) {
+            check.path = path
+        }
+        check.interval = self.reader.duration(fields?["interval"]) ?? check.interval
+        let timeout = fields?["timeout"]
+        check.timeout = self.reader.duration(timeout) ?? check.timeout
+        health.rise = self.reader.integer(fields?["rise"], in: 1...100) ?? health.rise
+        health.fall = self.reader.integer(fields?["fall"], in: 1...100) ?? health.fall
+        if check.timeout > check.interval, let at = timeout ?? fields?["interval"] {
+            self.reader.report(
+                "the timeout (\(DurationText.format(check.timeout))) is longer than the interval (\(DurationText.format(check.interval)))",
+                at: at,
+                hint: "make the timeout at most the interval, so checks of one backend never overlap"
+            )
+            return nil
+        }
+        return check
+    }
+
+    private mutating func passive(_ value: YAMLValue?, health: inout BackendHealth.Configuration) {
+        let fields = self.reader.fields(of: value, keys: ["eject_after", "ejection", "max_ejection"])
+        health.ejectAfter = self.reader.integer(fields?["eject_after"], in: 1...1000) ?? health.ejectAfter
+        health.ejection = self.reader.duration(fields?["ejection"]) ?? health.ejection
+        let maximum = fields?["max_ejection"]
+        health.maximumEjection = self.reader.duration(maximum) ?? health.maximumEjection
+        if health.maximumEjection < health.ejection, let at = maximum ?? fields?["ejection"] {
+            self.reader.report(
+                "max_ejection (\(DurationText.format(health.maximumEjection))) is shorter than the first ejection (\(DurationText.format(health.ejection)))",
+                at: at,
+                hint: "make max_ejection at least the ejection"
+            )
+        }
+    }
+
+    private mutating func route(_ value: YAMLValue) -> RuleFile.RouteEntry? {
+        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream"])
+        guard let fields else {
+            return nil
+        }
+        let match: Route.Match?
+        switch (fields["path"], fields["prefix"]) {
+        case (let path?, nil):
+            match = self.requestPath(path).map(Route.Match.exact)
+        case (nil, let prefix?):
+            match = self.requestPath(prefix).map(Route.Match.prefix)
+        case (_?, _?):
+            self.reader.report("a route has either path or prefix, not both", at: value, hint: "path matches one path exactly, prefix every path that starts with it; keep one")
+            match = nil
+        case (nil, nil):
+            self.reader.report("a route needs path or prefix", at: value, hint: "write 'path: /buy/ticket' for one path, or 'prefix: /' for all")
+            match = nil
+        }
+        let method = self.method(fields["method"])
+        let upstreamValue = self.reader.required("upstream", in: fields)
+        let upstream = self.reader.nonEmptyString(upstreamValue).flatMap { name in
+            upstreamValue.map { (name: name, location: self.reader.location(of: $0)) }
+        }
+        let location = self.reader.location(of: value)
+        guard let match, let upstream, method != nil || fields["method"] == nil else {
+            return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil)
+        }
+        return RuleFile.RouteEntry(
+            location: location,
+            upstream: upstream,
+            route: Route(method: method, match: match, upstream: upstream.name, file: location.file, line: location.line)
+        )
+    }
+
+    /// A path as a request carries it: starting with `/`, no query, no fragment, no spaces.
+    private mutating func requestPath(_ value: YAMLValue?) -> String? {
+        guard let value, let path = self.reader.string(value) else {
+            return nil
+        }
+        guard path.hasPrefix("/") else {
+            self.reader.report("'\(path)' does not start with '/'", at: value, hint: "write e.g. /\(path)")
+            return nil
+        }
+        if let bad = path.first(where: { $0 == "?" || $0 == "#" || $0.isWhitespace || !$0.isASCII }) {
+            let hint = bad == "?" ? "routes match the path only; the query string is ignored" : "percent-encode it as the request would"
+            self.reader.report("'\(path)' has '\(bad)', which a request path never holds", at: value, hint: hint)
+            return nil
+        }
+        return path
+    }
+
+    /// An HTTP method: a token (RFC 9110), upper case since methods are case-sensitive.
+    private mutating func method(_ value: YAMLValue?) -> String? {
+        guard let value, let method = self.reader.nonEmptyString(value) else {
+            return nil
+        }
+        let symbols = "!#$%&'*+-.^_`|~"
+        guard method.unicodeScalars.allSatisfy({ $0.isASCIILetterOrDigit || symbols.unicodeScalars.contains($0) }) else {
+            self.reader.report("'\(method)' is not an HTTP method", at: value, hint: "write one method such as GET or POST")
+            return nil
+        }
+        guard method == method.uppercased() else {
+            self.reader.report("'\(method)' would match no request: HTTP methods are case-sensitive", at: value, hint: "write \(method.uppercased())")
+            return nil
+        }
+        return method
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// Reads a directory of rule files and compiles them into a `RuleSet`, or says everything that
+/// is wrong with them.
+///
+/// The files are every `*.yaml` and `*.yml` directly in the directory (hidden files and
+/// subdirectories aside), read in file-name order and merged: trusted proxies add up, each
+/// upstream is defined in one file, routes are tried in file order. Stages: decode each file
+/// (`RuleFileDecoder`), validate them together (`RulesValidator`), compile (`RuleSet`); a
+/// problem at any stage means no rule set, so a bad edit never replaces good rules.
+public enum RulesLoader {
+    /// Reads and compiles the rule files in `directory`. A missing directory, or one without
+    /// rule files, is an error. Diagnostics name each file as `directory/name`.
+    public static func load(directory: String) throws(RulesError) -> RuleSet {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw Self.error(directory, "no such directory", hint: "give the directory that holds the *.yaml rule files")
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw Self.error(directory, "cannot be listed", hint: "check the directory's permissions")
+        }
+        let ruleFiles = names.filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
+                && FileManager.default.fileExists(atPath: TextFile.resolve(name, against: directory), isDirectory: &isDirectory)
+                && !isDirectory.boolValue
+        }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var files: [(name: String, text: String)] = []
+        var diagnostics: [Diagnostic] = []
+        for name in ruleFiles {
+            do {
+                files.append((name, try TextFile.read(TextFile.resolve(name, against: directory))))
+            } catch {
+                diagnostics.append(error.diagnostic)
+            }
+        }
+        guard !files.isEmpty || !diagnostics.isEmpty else {
+            throw Self.error(directory, "no *.yaml files in \(directory)", hint: "add a rule file such as upstreams.yaml")
+        }
+        guard diagnostics.isEmpty else {
+            throw RulesError(diagnostics: diagnostics)
+        }
+        do {
+            return try self.compile(files: files)
+        } catch {
+            throw RulesError(diagnostics: error.diagnostics.map { diagnostic in
+                var diagnostic = diagnostic
+                diagnostic.file = diagnostic.file.isEmpty ? directory : TextFile.resolve(diagnostic.file, against: directory)
+                return diagnostic
+            })
+        }
+    }
+
+    /// Compiles rule files given as names and texts, in the order given (the version depends
+    /// on it). Diagnostics name each file by its name; those about the set as a whole have an
+    /// empty file name.
+    public static func compile(files: [(name: String, text: String)]) throws(RulesError) -> RuleSet {
+        var decoded: [RuleFile] = []
+        var diagnostics: [Diagnostic] = []
+        for file in files {
+            var decoder = RuleFileDecoder(name: file.name)
+            decoded.append(decoder.decode(file.text))
+            diagnostics += decoder.diagnostics
+        }
+        diagnostics += RulesValidator.validate(decoded, decodedCleanly: diagnostics.isEmpty)
+        guard diagnostics.isEmpty else {
+            throw RulesError(diagnostics: diagnostics.sortedByPlace())
+        }
+        return RuleSet(files: decoded, version: RuleSet.version(of: files))
+    }
+
+    private static func error(_ directory: String, _ message: String, hint: String) -> RulesError {
+        RulesError(diagnostics: [Diagnostic(file: directory, line: 0, column: 0, path: "", message: message, hint: hint)])
+    }
+}

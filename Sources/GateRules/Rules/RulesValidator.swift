@@ -1,0 +1,71 @@
+/// The second stage: checks what only all rule files together show (see `RuleFile`), and
+/// reports every problem.
+///
+/// - An upstream is defined once across all files (both places are named).
+/// - A route names an upstream that is defined ("did you mean" when one is close).
+/// - A route is not made unreachable by an earlier one that matches everything it would.
+/// - The set routes somewhere: at least one upstream, and routes when there are several
+///   (with exactly one and no routes, everything goes to it).
+enum RulesValidator {
+    /// Every problem with `files` taken together; empty when they can be compiled.
+    /// `decodedCleanly` says whether decoding found no problem: when it did, a file may have
+    /// been unreadable as YAML, so whether the set routes anywhere is left for the next run.
+    static func validate(_ files: [RuleFile], decodedCleanly: Bool) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        var upstreams: [String: SourceLocation] = [:]
+        for entry in files.flatMap(\.upstreams) {
+            let name = entry.name
+            if let first = upstreams[name] {
+                diagnostics.append(Diagnostic(
+                    "upstream '\(name)' is already defined at \(first)",
+                    at: entry.location,
+                    hint: "define each upstream once across all rule files; rename or remove one of them"
+                ))
+            } else {
+                upstreams[name] = entry.location
+            }
+        }
+        let names = upstreams.keys.sorted()
+        let routes = files.flatMap(\.routes)
+        for case let (name, location)? in routes.map(\.upstream) where upstreams[name] == nil {
+            diagnostics.append(Diagnostic(
+                "no upstream is named '\(name)'",
+                at: location,
+                hint: SpellingSuggestion.hint(for: name, among: names, known: "upstreams")
+            ))
+        }
+        let decoded = routes.compactMap { entry in entry.route.map { (route: $0, location: entry.location) } }
+        for (index, entry) in decoded.enumerated() {
+            if let earlier = decoded[..<index].first(where: { $0.route.covers(entry.route) }) {
+                diagnostics.append(Diagnostic(
+                    "this route never matches: the route at \(earlier.location) (\(earlier.location.path)) matches every request it would, and comes first",
+                    at: entry.location,
+                    hint: "move this route above that one, or remove it"
+                ))
+            }
+        }
+        guard decodedCleanly else {
+            return diagnostics
+        }
+        if upstreams.isEmpty {
+            diagnostics.append(Diagnostic(
+                file: "",
+                line: 0,
+                column: 0,
+                path: "upstreams",
+                message: "no upstream is defined in any rule file",
+                hint: "add an upstreams: section with at least one backend"
+            ))
+        } else if upstreams.count > 1 && routes.isEmpty {
+            diagnostics.append(Diagnostic(
+                file: "",
+                line: 0,
+                column: 0,
+                path: "routes",
+                message: "\(upstreams.count) upstreams but no routes, so no request would reach any",
+                hint: "add routes: that send requests to \(names.joined(separator: ", ")) (with one upstream and no routes, everything goes to it)"
+            ))
+        }
+        return diagnostics
+    }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import GateCore
+import GateRules
+import Testing
+
+@Suite("Rule files")
+struct RulesLoaderTests {
+    private static func compile(_ files: [RuleText]) throws(RulesError) -> RuleSet {
+        try RulesLoader.compile(files: files.map { ($0.name, $0.text) })
+    }
+
+    private static func compile(_ yaml: String) throws(RulesError) -> RuleSet {
+        try Self.compile([RuleText(name: "rules.yaml", text: yaml)])
+    }
+
+    @Test("a minimal file gets every default, and a default route to its only upstream")
+    func defaults() throws {
+        let rules = try Self.compile("""
+            upstreams:
+              tickets:
+                backends:
+                  - address: 127.0.0.1:8081
+            """)
+        #expect(rules.trustedProxies.isEmpty)
+        #expect(rules.upstreams == [Upstream(name: "tickets", backends: [Backend(endpoint: Endpoint(host: "127.0.0.1", port: 8081), weight: 1)])])
+        let upstream = try #require(rules.upstreams.first)
+        #expect(upstream.healthCheck == HealthCheck(path: "/health", interval: .seconds(2), timeout: .seconds(1)))
+        #expect(upstream.health == BackendHealth.Configuration(
+            rise: 2,
+            fall: 3,
+            ejectAfter: 5,
+            ejection: .seconds(5),
+            maximumEjection: .seconds(300),
+            slowStart: .seconds(10)
+        ))
+        #expect(rules.routes == [Route(method: nil, match: .prefix("/"), upstream: "tickets", file: "rules.yaml", line: 2)])
+        #expect(rules.route(method: "DELETE", path: "/anything?at=all")?.upstream == "tickets")
+    }
+
+    @Test("every key is read, files merge in order, upstreams sort by name")
+    func everyField() throws {
+        let first = RuleText(name: "10-upstreams.yaml", text: """
+            trusted_proxies: [10.0.0.0/8, "2001:db8::/32"]
+            upstreams:
+              tickets:
+                backends:
+                  - address: 127.0.0.1:8081
+                    weight: 1
+                  - address: "[::1]:8082"
+                    weight: 1000
+                health_check:
+                  path: /ready
+                  interval: 5s
+                  timeout: 5s
+                  rise: 1
+                  fall: 10
+                passive:
+                  eject_after: 3
+                  ejection: 1s
+                  max_ejection: 1m
+                slow_start: 0s
+              accounts:
+                backends:
+                  - address: accounts.internal:9000
+            """)
+        let second = RuleText(name: "20-routes.yaml", text: """
+            trusted_proxies:
+              - 127.0.0.1
+            routes:
+              - path: /buy/ticket
+                method: POST
+                upstream: tickets
+              - prefix: /accounts/
+                upstream: accounts
+            """)
+        let rules = try Self.compile([first, second])
+        #expect(rules.trustedProxies.blocks.map(\.description) == ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1/32"])
+        #expect(rules.upstreams.map(\.name) == ["accounts", "tickets"])
+        #expect(rules.upstreams[0] == Upstream(name: "accounts", backends: [Backend(endpoint: Endpoint(host: "accounts.internal", port: 9000))]))
+        #expect(rules.upstreams[1] == Upstream(
+            name: "tickets",
+            backends: [
+                Backend(endpoint: Endpoint(host: "127.0.0.1", port: 8081), weight: 1),
+                Backend(endpoint: Endpoint(host: "::1", port: 8082), weight: 1000),
+            ],
+            healthCheck: HealthCheck(path: "/ready", interval: .seconds(5), timeout: .seconds(5)),
+            health: BackendHealth.Configuration(rise: 1, fall: 10, ejectAfter: 3, ejection: .seconds(1), maximumEjection: .seconds(60), slowStart: .zero)
+        ))
+        #expect(rules.routes == [
+            Route(method: "POST", match: .exact("/buy/ticket"), upstream: "tickets", file: "20-routes.yaml", line: 4),
+            Route(method: nil, match: .prefix("/accounts/"), upstream: "accounts", file: "20-routes.yaml", line: 7),
+        ])
+        #expect(rules.upstream(named: "tickets") == rules.upstreams[1])
+        #expect(rules.upstream(named: "ticket") == nil)
+    }
+
+    @Test("the version hashes names and contents: same files, same version; any change, another")
+    func version() throws {
+        let file = RuleText(name: "a.yaml", text: "upstreams:\n  t:\n    backends:\n      - address: 127.0.0.1:1\n")
+        let version = try Self.compile([file]).version
+        #expect(version.count == 12)
+        #expect(version.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        #expect(try Self.compile([file]).version == version)
+        #expect(try Self.compile([RuleText(name: "b.yaml", text: file.text)]).version != version)
+        #expect(try Self.compile([RuleText(name: "a.yaml", text: file.text + "# edited\n")]).version != version)
+        #expect(RuleSet.empty.version == "e3b0c44298fc")
+        #expect(RuleSet.empty.upstreams.isEmpty && RuleSet.empty.routes.isEmpty && RuleSet.empty.trustedProxies.isEmpty)
+        #expect(RuleSet.empty.route(method: "GET", path: "/") == nil)
+    }
+
+    static let matchingRules = """
+        upstreams:
+          a:
+            backends: [{address: "127.0.0.1:1"}]
+          b:
+            backends: [{address: "127.0.0.1:2"}]
+        routes:
+          - path: /buy/ticket
+            method: POST
+            upstream: a
+          - prefix: /orders/
+            upstream: b
+          - path: /buy/ticket
+            upstream: b
+          - prefix: /
+            method: GET
+            upstream: a
+        """
+
+    @Test("the first matching route wins; exact, prefix, method, query string ignored", arguments: [
+        ("POST", "/buy/ticket", 7 as Int?),
+        ("POST", "/buy/ticket?account=1", 7),
+        ("GET", "/buy/ticket", 12),
+        ("PUT", "/buy/ticket?x", 12),
+        ("post", "/buy/ticket", 12),
+        ("POST", "/buy/ticket/", nil),
+        ("POST", "/buy/tickets", nil),
+        ("GET", "/orders/17/pay", 10),
+        ("POST", "/orders/17/pay", 10),
+        ("POST", "/orders", nil),
+        ("GET", "/orders", 14),
+        ("GET", "/?q=/orders/", 14),
+        ("GET", "", nil),
+        ("DELETE", "/stock", nil),
+    ])
+    func routing(method: String, path: String, line: Int?) throws {
+        let rules = try Self.compile(Self.matchingRules)
+        #expect(rules.route(method: method, path: path)?.line == line)
+    }
+
+    @Test("load reads *.yaml and *.yml in name order, skips the rest, names files by path")
+    func loadDirectory() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try directory.write("b.yml", "routes:\n  - prefix: /\n    upstream: tickets\n")
+        try directory.write("a.yaml", "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\n")
+        try directory.write("notes.txt", "not: [rules")
+        try directory.write(".#a.yaml", "not: [rules")
+        try FileManager.default.createDirectory(atPath: directory.path + "/old.yaml", withIntermediateDirectories: false)
+        let rules = try RulesLoader.load(directory: directory.path)
+        #expect(rules.routes == [Route(match: .prefix("/"), upstream: "tickets", file: "b.yml", line: 2)])
+        let expected = try Self.compile([
+            RuleText(name: "a.yaml", text: "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\n"),
+            RuleText(name: "b.yml", text: "routes:\n  - prefix: /\n    upstream: tickets\n"),
+        ])
+        #expect(rules.version == expected.version)
+
+        try directory.write("c.yaml", "routes:\n  - prefix: /x\n    upstream: tickest\n")
+        let error = #expect(throws: RulesError.self) { try RulesLoader.load(directory: directory.path) }
+        #expect(error?.diagnostics.map(\.description) == [
+            "\(directory.path)/c.yaml:2:5: routes[0]: this route never matches: the route at b.yml:2 (routes[0]) matches every request it would, and comes first (hint: move this route above that one, or remove it)",
+            "\(directory.path)/c.yaml:3:15: routes[0].upstream: no upstream is named 'tickest' (hint: did you mean 'tickets'?)",
+        ])
+    }
+
+    @Test("a missing directory, and one without rule files, are errors")
+    func emptyDirectory() throws {
+        let missing = #expect(throws: RulesError.self) { try RulesLoader.load(directory: "/nonexistent/rules") }
+        #expect(missing?.description == "/nonexistent/rules: no such directory (hint: give the directory that holds the *.yaml rule files)")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try directory.write("README.md", "# rules\n")
+        let empty = #expect(throws: RulesError.self) { try RulesLoader.load(directory: directory.path) }
+        #expect(empty?.diagnostics.map(\.message) == ["no *.yaml files in \(directory.path)"])
+    }
+
+    static let badFixtures: [BadFixture] = [
+        BadFixture(
+            "route to an unknown upstream",
+            "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\nroutes:\n  - prefix: /\n    upstream: tikets\n",
+            line: 7, path: "routes[0].upstream", message: "no upstream is named 'tikets'", hint: "did you mean 'tickets'?"
+        ),
+        BadFixture(
+            "route to an upstream nothing like any",
+            "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\nroutes:\n  - prefix: /\n    upstream: accounts\n",
+            line: 7, path: "routes[0].upstream", message: "no upstream is named 'accounts'", hint: "upstreams: tickets"
+        ),
+        BadFixture(
+            "upstream defined in two files",
+            files: [
+                RuleText(name: "a.yaml", text: "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\n"),
+                RuleText(name: "b.yaml", text: "# more\nupstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8082\n"),
+            ],
+            file: "b.yaml", line: 3, path: "upstreams.tickets", message: "upstream 'tickets' is already defined at a.yaml:2"
+        ),
+        BadFixture("no backends", "upstreams:\n  tickets:\n    backends: []\n", line: 3, path: "upstreams.tickets.backends", message: "at least one backend"),
+        BadFixture("backends key missing", "upstreams:\n  tickets:\n    slow_start: 1s\n", line: 3, path: "upstreams.tickets", message: "required key 'backends' is missing"),
+        BadFixture(
+            "backend listed twice",
+            "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\n      - address: 127.0.0.1:8081\n        weight: 2\n",
+            line: 5, path: "upstreams.tickets.backends[1].address", message: "backend 127.0.0.1:8081 is listed twice (first at upstreams.tickets.backends[0].address, line 4)"
+        ),
+        BadFixture(
+            "weight out of range",
+            "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\n        weight: 1001\n",
+            line: 5, path: "upstreams.tickets.backends[0].weight", message: "1001 is out of range", hint: "from 1 to 1000"
+        ),
+        BadFixture(
+            "backend on port 0",
+            "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:0\n",
+            line: 4, path: "upstreams.tickets.backends[0].address", message: "port 0 is not allowed here"
+        ),
+        BadFixture(
+            "CIDR with host bits",
+            "trusted_proxies: [10.0.0.0/8, 10.0.0.1/8]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 1, path: "trusted_proxies[1]", message: "'10.0.0.1/8' is not a CIDR block", hint: "write 10.0.0.0/8 for the network"
+        ),
+        BadFixture(
+            "route path without a slash",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: api/purchase\n    upstream: t\n",
+            line: 5, path: "routes[0].path", message: "'api/purchase' does not start with '/'", hint: "/api/purchase"
+        ),
+        BadFixture(
+            "route path with a query",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /search?q=\n    upstream: t\n",
+            line: 5, path: "routes[0].prefix", message: "has '?'", hint: "query string is ignored"
+        ),
+        BadFixture(
+            "method not a token",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    method: GET POST\n    upstream: t\n",
+            line: 6, path: "routes[0].method", message: "'GET POST' is not an HTTP method"
+        ),
+        BadFixture(
+            "method in lower case",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    method: post\n    upstream: t\n",
+            line: 6, path: "routes[0].method", message: "HTTP methods are case-sensitive", hint: "write POST"
+        ),
+        BadFixture(
+            "both path and prefix",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /a\n    prefix: /\n    upstream: t\n",
+            line: 5, path: "routes[0]", message: "either path or prefix, not both"
+        ),
+        BadFixture(
+            "neither path nor prefix",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - upstream: t\n",
+            line: 5, path: "routes[0]", message: "a route needs path or prefix"
+        ),
+        BadFixture(
+            "misspelt health-check key",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n    health_check:\n      intervall: 3s\n",
+            line: 5, path: "upstreams.t.health_check.intervall", message: "unknown key 'intervall'", hint: "did you mean 'interval'?"
+        ),
+        BadFixture(
+            "health-check timeout longer than interval",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n    health_check:\n      interval: 1s\n      timeout: 2s\n",
+            line: 6, path: "upstreams.t.health_check.timeout", message: "the timeout (2s) is longer than the interval (1s)"
+        ),
+        BadFixture(
+            "rise of zero",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n    health_check:\n      rise: 0\n",
+            line: 5, path: "upstreams.t.health_check.rise", message: "0 is out of range", hint: "from 1 to 100"
+        ),
+        BadFixture(
+            "max ejection shorter than the first",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n    passive:\n      ejection: 10s\n      max_ejection: 5s\n",
+            line: 6, path: "upstreams.t.passive.max_ejection", message: "max_ejection (5s) is shorter than the first ejection (10s)"
+        ),
+        BadFixture(
+            "slow start without a unit",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n    slow_start: 10\n",
+            line: 4, path: "upstreams.t.slow_start", message: "has no unit", hint: "write a duration such as 2s or 500ms"
+        ),
+        BadFixture(
+            "upstream name with a space",
+            "upstreams:\n  ticket nodes:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "upstreams.ticket nodes", message: "has characters other than letters"
+        ),
+        BadFixture(
+            "route shadowed by an earlier prefix",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /api/\n    upstream: t\n  - path: /api/purchase\n    method: POST\n    upstream: t\n",
+            line: 7, path: "routes[1]", message: "this route never matches: the route at rules.yaml:5 (routes[0])"
+        ),
+        BadFixture(
+            "no upstream anywhere",
+            "trusted_proxies: [10.0.0.0/8]\n",
+            file: "", line: 0, path: "upstreams", message: "no upstream is defined in any rule file"
+        ),
+        BadFixture(
+            "two upstreams and no routes",
+            "upstreams:\n  a:\n    backends: [{address: '127.0.0.1:1'}]\n  b:\n    backends: [{address: '127.0.0.1:2'}]\n",
+            file: "", line: 0, path: "routes", message: "2 upstreams but no routes", hint: "a, b"
+        ),
+        BadFixture(
+            "unknown top-level key",
+            "upstream:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 1, path: "upstream", message: "unknown key 'upstream'", hint: "did you mean 'upstreams'?"
+        ),
+        BadFixture(
+            "misspelt required key, reported once",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /\n    upstreams: t\n",
+            line: 6, path: "routes[0].upstreams", message: "unknown key 'upstreams'", hint: "did you mean 'upstream'?"
+        ),
+        BadFixture(
+            "trusted proxies not a list",
+            "trusted_proxies: 10.0.0.0/8\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 1, path: "trusted_proxies", message: "expected a list, found a string"
+        ),
+    ]
+
+    @Test("each bad rule file gets the diagnostic it deserves", arguments: Self.badFixtures)
+    func refuses(fixture: BadFixture) {
+        let error = #expect(throws: RulesError.self) { try Self.compile(fixture.files) }
+        fixture.check(error?.diagnostics ?? [])
+    }
+
+    @Test("every problem across files is reported at once; a broken upstream still counts as defined, a broken route's upstream is still checked")
+    func everyProblem() {
+        let error = #expect(throws: RulesError.self) {
+            try Self.compile([
+                RuleText(name: "a.yaml", text: "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1\n"),
+                RuleText(name: "b.yaml", text: "routes:\n  - path: /buy\n    method: POST\n    upstream: tickets\n  - prefix: /\n    upstream: nobody\n"),
+                RuleText(name: "c.yaml", text: "routes:\n  - path: /pay\n    method: p@y\n    upstream: tickts\n"),
+            ])
+        }
+        #expect(error?.diagnostics.map { "\($0.file):\($0.line):\($0.path)" } == [
+            "a.yaml:4:upstreams.tickets.backends[0].address",
+            "b.yaml:6:routes[1].upstream",
+            "c.yaml:3:routes[0].method",
+            "c.yaml:4:routes[0].upstream",
+        ])
+    }
+}
