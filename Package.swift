@@ -60,10 +60,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // NIO pieces the gateway and the ticket node share: connection draining.
+        .target(
+            name: "GateChannels",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The gateway: listeners, HTTP proxying, upstream pools, health checks, admin server.
+        .target(
+            name: "GateProxy",
+            dependencies: [
+                "GateChannels",
+                "GateCore",
+                "GateRedis",
+                "GateRules",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The reference ticket backend: local stock share, the sale's Lua scripts, HTTP API.
         .target(
             name: "TicketNode",
             dependencies: [
+                "GateChannels",
                 "GateCore",
                 "GateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -77,6 +101,7 @@ let package = Package(
             name: "spikegate",
             dependencies: [
                 "GateCore",
+                "GateProxy",
                 "GateRedis",
                 "GateRules",
                 "TicketNode",
@@ -131,6 +156,20 @@ let package = Package(
                 "GateCore",
                 "GateRedis",
                 "TicketNode",
+                "GateTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GateProxyTests",
+            dependencies: [
+                "GateCore",
+                "GateProxy",
+                "GateRules",
                 "GateTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import GateCore
 import NIOHTTP1
 
 /// A response of the ticket node's API: a status and a small JSON body.
@@ -20,31 +21,4 @@ struct TicketResponse: Sendable {
     }
 
     static let soldOut = TicketResponse.json(.ok, code: -1, "{\"code\":-1,\"msg\":\"sold out\"}")
-}
-
-/// `text` as a JSON string literal, quotes and control characters escaped.
-func jsonString(_ text: String) -> String {
-    var escaped = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"":
-            escaped += "\\\""
-        case "\\":
-            escaped += "\\\\"
-        case "\n":
-            escaped += "\\n"
-        case "\r":
-            escaped += "\\r"
-        case "\t":
-            escaped += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                escaped.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return escaped + "\""
 }

@@ -1,3 +1,4 @@
+import GateCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,4 @@
+import GateChannels
 import GateCore
 import GateRedis
 import Logging
@@ -144,22 +145,11 @@ public final class TicketNodeServer: Sendable {
     public func shutdown(gracePeriod: Duration = .seconds(10)) async throws {
         let loop = self.channel.eventLoop
         try? await self.channel.close()
-        let drained = self.connections.drain(on: loop)
-        let timedOut = loop.makePromise(of: Void.self)
-        let deadline = loop.scheduleTask(in: gracePeriod.timeAmount) {
-            timedOut.fail(ChannelError.ioOnClosedChannel)
-        }
-        drained.cascade(to: timedOut)
-        do {
-            try await timedOut.futureResult.get()
-        } catch {
-            self.logger.warning("connections still open after the grace period; closing them", metadata: [
+        if await !self.connections.drain(on: loop, gracePeriod: gracePeriod.timeAmount) {
+            self.logger.warning("connections were still open after the grace period; closed them", metadata: [
                 "grace": "\(gracePeriod)",
             ])
-            self.connections.closeAll()
-            try? await drained.get()
         }
-        deadline.cancel()
         for task in self.tasks {
             let cancelled = loop.makePromise(of: Void.self)
             task.cancel(promise: cancelled)

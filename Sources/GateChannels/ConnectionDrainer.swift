@@ -6,7 +6,7 @@ import Synchronization
 /// `drain()` sends each connection `ChannelShouldQuiesceEvent`: NIOHTTP1's
 /// `HTTPServerPipelineHandler` closes an idle keep-alive connection at once and a busy one after
 /// the response in flight has ended. `closeAll()` is the hard stop when the grace period is over.
-final class ConnectionDrainer: Sendable {
+public final class ConnectionDrainer: Sendable {
     private struct State {
         var open: [ObjectIdentifier: any Channel] = [:]
         var draining = false
@@ -15,8 +15,15 @@ final class ConnectionDrainer: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
+    /// Connections open now.
+    public var count: Int {
+        self.state.withLock { $0.open.count }
+    }
+
     /// Tracks `channel` until it closes; a connection accepted after the drain began is closed.
-    func register(_ channel: any Channel) {
+    public func register(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
         let draining = self.state.withLock { state -> Bool in
             state.open[id] = channel
@@ -42,7 +49,7 @@ final class ConnectionDrainer: Sendable {
 
     /// Asks every connection to finish its request in flight and close; the future completes
     /// (on `eventLoop`) when none is open any more.
-    func drain(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    public func drain(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         let open = self.state.withLock { state -> [any Channel] in
             state.draining = true
@@ -60,8 +67,28 @@ final class ConnectionDrainer: Sendable {
         return promise.futureResult
     }
 
+    /// Drains with a deadline: after `gracePeriod` every connection still open is closed hard.
+    /// Returns `false` when that was needed.
+    public func drain(on eventLoop: any EventLoop, gracePeriod: TimeAmount) async -> Bool {
+        let drained = self.drain(on: eventLoop)
+        let timedOut = eventLoop.makePromise(of: Void.self)
+        let deadline = eventLoop.scheduleTask(in: gracePeriod) {
+            timedOut.fail(ChannelError.ioOnClosedChannel)
+        }
+        drained.cascade(to: timedOut)
+        defer { deadline.cancel() }
+        do {
+            try await timedOut.futureResult.get()
+            return true
+        } catch {
+            self.closeAll()
+            try? await drained.get()
+            return false
+        }
+    }
+
     /// Closes every connection still open.
-    func closeAll() {
+    public func closeAll() {
         let open = self.state.withLock { Array($0.open.values) }
         for channel in open {
             channel.close(promise: nil)

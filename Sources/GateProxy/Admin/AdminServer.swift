@@ -1,0 +1,190 @@
+import Foundation
+import GateCore
+import GateRedis
+import GateRules
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin listener: `/healthz`, `/readyz`, `/metrics`, `/rules` and `POST /rules/reload`.
+///
+/// On its own address (keep it on loopback or a management network): it tells who is routed
+/// where and can reload the rules.
+public final class AdminServer: Sendable {
+    private let channel: any Channel
+
+    /// The bound port.
+    public var port: Int {
+        self.channel.localAddress?.port ?? 0
+    }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Binds `endpoint` and serves `gateway`'s admin pages; `metrics` renders the Prometheus
+    /// text, `watcher` (when rules are watched) reports and performs reloads.
+    public static func start(
+        endpoint: Endpoint,
+        gateway: Gateway,
+        watcher: RulesWatcher?,
+        metrics: @escaping @Sendable () -> String,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> AdminServer {
+        let pages = AdminPages(gateway: gateway, watcher: watcher, metrics: metrics)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(pages: pages))
+                }
+            }
+            .bind(host: endpoint.host, port: endpoint.port).get()
+        logger.info("admin listening", metadata: ["address": "\(endpoint.host):\(channel.localAddress?.port ?? endpoint.port)"])
+        return AdminServer(channel: channel)
+    }
+
+    /// Stops listening and closes the admin connections' listener.
+    public func shutdown() async {
+        try? await self.channel.close()
+    }
+}
+
+/// What the admin pages answer, apart from HTTP.
+struct AdminPages: Sendable {
+    struct Answer: Sendable {
+        let status: HTTPResponseStatus
+        let contentType: String
+        let body: String
+    }
+
+    let gateway: Gateway
+    let watcher: RulesWatcher?
+    let metrics: @Sendable () -> String
+
+    func answer(method: HTTPMethod, path: String) -> Answer {
+        switch (method, path) {
+        case (.GET, "/healthz"):
+            return self.json(.ok, ["status": "ok"])
+        case (.GET, "/readyz"):
+            let readiness = self.gateway.readiness()
+            return self.json(readiness.ready ? .ok : .serviceUnavailable, ["ready": readiness.ready, "reason": readiness.reason])
+        case (.GET, "/metrics"):
+            return Answer(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
+        case (.GET, "/rules"):
+            return self.json(.ok, self.rules())
+        case (.POST, "/rules/reload"):
+            guard let watcher = self.watcher else {
+                return self.json(.conflict, ["error": "the gateway was started without a rules directory to reload from"])
+            }
+            let status = watcher.reloadNow(reason: "admin POST /rules/reload")
+            if let error = status.lastError {
+                return self.json(.unprocessableEntity, ["error": error, "active_version": status.activeVersion])
+            }
+            return self.json(.ok, ["active_version": status.activeVersion])
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/rules"), (_, "/rules/reload"):
+            return self.json(.methodNotAllowed, ["error": "\(method.rawValue) is not allowed on \(path)"])
+        default:
+            return self.json(.notFound, ["error": "no admin page \(path); try /healthz, /readyz, /metrics, /rules"])
+        }
+    }
+
+    private func rules() -> [String: Any] {
+        let ruleSet = self.gateway.ruleSet
+        let now = MonotonicInstant.now()
+        let backends = self.gateway.backendStatus(at: now)
+        var page: [String: Any] = [
+            "version": ruleSet.version,
+            "trusted_proxies": ruleSet.trustedProxies.blocks.map(\.description),
+            "upstreams": ruleSet.upstreams.map { upstream -> [String: Any] in
+                [
+                    "name": upstream.name,
+                    "backends": backends.filter { $0.upstream == upstream.name }.map { backend -> [String: Any] in
+                        var entry: [String: Any] = [
+                            "address": backend.endpoint.description,
+                            "weight": backend.weight,
+                            "effective_weight": Double(backend.effectiveWeight) / 100,
+                            "phase": backend.phase,
+                        ]
+                        if let until = backend.rampUntil {
+                            entry["slow_start_seconds_left"] = Double((until - now).nanosecondsClamped) / 1e9
+                        }
+                        if let until = backend.ejectedUntil {
+                            entry["ejected_seconds_left"] = Double((until - now).nanosecondsClamped) / 1e9
+                        }
+                        return entry
+                    },
+                ]
+            },
+            "routes": ruleSet.routes.map { route -> [String: Any] in
+                var entry: [String: Any] = ["upstream": route.upstream]
+                switch route.match {
+                case .exact(let path):
+                    entry["path"] = path
+                case .prefix(let prefix):
+                    entry["prefix"] = prefix
+                }
+                if let method = route.method {
+                    entry["method"] = method
+                }
+                return entry
+            },
+        ]
+        if let status = self.watcher?.status {
+            page["reloads"] = status.reloads
+            page["failed_reloads"] = status.failedReloads
+            page["last_error"] = status.lastError ?? NSNull()
+        }
+        return page
+    }
+
+    private func json(_ status: HTTPResponseStatus, _ object: [String: Any]) -> Answer {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return Answer(status: status, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
+    }
+}
+
+/// Serves `AdminPages` on one admin connection.
+private final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let pages: AdminPages
+    private var head: HTTPRequestHead?
+
+    init(pages: AdminPages) {
+        self.pages = pages
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head = self.head else {
+                return
+            }
+            self.head = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
+            let answer = self.pages.answer(method: head.method, path: path)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: answer.contentType)
+            headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
+            headers.add(name: "Cache-Control", value: "no-store")
+            if !head.isKeepAlive {
+                headers.add(name: "Connection", value: "close")
+            }
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: answer.status, headers: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            if !head.isKeepAlive {
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
+        }
+    }
+}

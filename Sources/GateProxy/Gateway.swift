@@ -1,0 +1,288 @@
+import GateChannels
+import GateCore
+import GateRedis
+import GateRules
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A running gateway: its listeners, per-event-loop upstream pools, health checks and the
+/// rules it routes with.
+///
+/// `start` binds every listener (the port 0 of a listener is the kernel's pick; `ports` says
+/// which). `reload(_:)` swaps the rules for every request that starts afterwards.
+/// `shutdown(gracePeriod:)` drains: listeners close, idle keep-alive connections close, every
+/// request in flight gets its answer, and after the grace period what is left is closed hard.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    private let listeners: [any Channel]
+    private let connections: ConnectionDrainer
+    private let routes: RoutesHolder
+    private let health: HealthBoard
+    private let checker: Mutex<HealthChecker?>
+    private let loops: [ObjectIdentifier: NIOLoopBound<LoopState>]
+    private let controlLoop: any EventLoop
+    private let logger: Logger
+    private let draining = Atomic(false)
+
+    private init(
+        configuration: GatewayConfiguration,
+        listeners: [any Channel],
+        connections: ConnectionDrainer,
+        routes: RoutesHolder,
+        health: HealthBoard,
+        loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
+        controlLoop: any EventLoop,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.listeners = listeners
+        self.connections = connections
+        self.routes = routes
+        self.health = health
+        self.checker = Mutex(nil)
+        self.loops = loops
+        self.controlLoop = controlLoop
+        self.logger = logger
+    }
+
+    /// The bound port of each listener, in configuration order.
+    public var ports: [Int] {
+        self.listeners.map { $0.localAddress?.port ?? 0 }
+    }
+
+    /// The rules requests are routed with now.
+    public var ruleSet: RuleSet {
+        self.routes.routes.ruleSet
+    }
+
+    /// Client connections open now.
+    public var openConnections: Int {
+        self.connections.count
+    }
+
+    /// Whether the gateway should get traffic: not draining, and every upstream has at least
+    /// one backend that takes traffic (the warm-up gate of a later issue adds Redis and ramp).
+    public func readiness(at now: MonotonicInstant = .now()) -> (ready: Bool, reason: String) {
+        if self.draining.load(ordering: .relaxed) {
+            return (false, "draining")
+        }
+        let status = self.backendStatus(at: now)
+        let empty = self.ruleSet.upstreams.filter { upstream in
+            !status.contains { $0.upstream == upstream.name && $0.effectiveWeight > 0 }
+        }
+        guard empty.isEmpty else {
+            return (false, "no healthy backend in upstream " + empty.map(\.name).joined(separator: ", "))
+        }
+        return (true, "serving")
+    }
+
+    /// Every backend of the active rules with its configured and effective weight and its
+    /// health phase at `now`.
+    public func backendStatus(at now: MonotonicInstant = .now()) -> [BackendStatus] {
+        self.health.entries(for: self.ruleSet.upstreams, at: now).map { entry in
+            var phase = "serving"
+            var rampUntil: MonotonicInstant?
+            var ejectedUntil: MonotonicInstant?
+            switch entry.phase {
+            case .serving(let until):
+                rampUntil = until
+            case .down:
+                phase = "down"
+            case .ejected(let until):
+                phase = "ejected"
+                ejectedUntil = until
+            }
+            return BackendStatus(
+                upstream: entry.key.upstream,
+                endpoint: entry.key.endpoint,
+                weight: entry.weight,
+                effectiveWeight: entry.effectiveWeight,
+                phase: phase,
+                rampUntil: rampUntil,
+                ejectedUntil: ejectedUntil
+            )
+        }
+    }
+
+    /// Binds the listeners and starts the health checks.
+    public static func start(
+        configuration: GatewayConfiguration,
+        rules: RuleSet,
+        group: any EventLoopGroup,
+        logger: Logger = Logger(label: "spikegate.gateway")
+    ) async throws -> Gateway {
+        let settings = ProxySettings(configuration: configuration)
+        let routes = RoutesHolder(ruleSet: rules)
+        let health = HealthBoard()
+        health.sync(upstreams: rules.upstreams)
+        var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
+        for loop in group.makeIterator() {
+            let prefix = String(UInt32.random(in: .min ... .max), radix: 16) + "-"
+            let bound = try await loop.submit {
+                let pool = UpstreamPool(
+                    eventLoop: loop,
+                    connectTimeout: settings.upstreamConnectTimeout,
+                    maximumIdle: configuration.limits.upstreamIdlePerLoop,
+                    outboundBufferBytes: settings.outboundBufferBytes
+                )
+                return NIOLoopBound(LoopState(pool: pool, routes: routes, health: health, requestPrefix: prefix), eventLoop: loop)
+            }.get()
+            loops[ObjectIdentifier(loop)] = bound
+        }
+        let connections = ConnectionDrainer()
+        let admission = ConnectionAdmission(
+            counter: ConnectionCounter(
+                maximumConnections: configuration.limits.maximumConnections,
+                maximumPerAddress: configuration.limits.maximumConnectionsPerIP
+            ),
+            logger: logger
+        )
+        var listeners: [any Channel] = []
+        do {
+            for listener in configuration.listeners {
+                let channel = try await Self.bind(
+                    listener,
+                    settings: settings,
+                    routes: routes,
+                    loops: loops,
+                    admission: admission,
+                    connections: connections,
+                    group: group,
+                    logger: logger
+                )
+                listeners.append(channel)
+                logger.info("gateway listening", metadata: [
+                    "address": "\(listener.endpoint.host):\(channel.localAddress?.port ?? listener.endpoint.port)",
+                    "proxy_protocol": "\(listener.proxyProtocol)",
+                ])
+            }
+        } catch {
+            for channel in listeners {
+                try? await channel.close()
+            }
+            throw error
+        }
+        let gateway = Gateway(
+            configuration: configuration,
+            listeners: listeners,
+            connections: connections,
+            routes: routes,
+            health: health,
+            loops: loops,
+            controlLoop: group.next(),
+            logger: logger
+        )
+        gateway.restartHealthChecks(rules.upstreams)
+        logger.info("rules active", metadata: [
+            "version": "\(rules.version)", "upstreams": "\(rules.upstreams.count)", "routes": "\(rules.routes.count)",
+        ])
+        return gateway
+    }
+
+    private static func bind(
+        _ listener: Listener,
+        settings: ProxySettings,
+        routes: RoutesHolder,
+        loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
+        admission: ConnectionAdmission,
+        connections: ConnectionDrainer,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> any Channel {
+        let water = ChannelOptions.Types.WriteBufferWaterMark(low: settings.outboundBufferBytes / 2, high: settings.outboundBufferBytes)
+        let scheme = listener.tls == nil ? "http" : "https"
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: water)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let peer = channel.remoteAddress?.ipAddress.flatMap({ IPAddress($0) }),
+                          let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value
+                    else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    connections.register(channel)
+                    let pipeline = channel.pipeline.syncOperations
+                    if listener.proxyProtocol && routes.routes.ruleSet.trustedProxies.contains(peer) {
+                        // The real client is named by the PROXY header; it is counted then.
+                        try pipeline.addHandler(ProxyProtocolHandler { header in
+                            guard let source = header.source else {
+                                return true
+                            }
+                            return admission.admit(source.address, channel: channel)
+                        })
+                    } else if !admission.admit(peer, channel: channel) {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    let connectionGuard = ConnectionGuard(configuration: settings.deadlines) { expiry in
+                        logger.debug("client connection timed out", metadata: ["peer": "\(peer)", "limit": "\(expiry)"])
+                    }
+                    try pipeline.addHandler(connectionGuard)
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try pipeline.addHandler(ProxyServerHandler(
+                        loop: loop,
+                        connectionGuard: connectionGuard,
+                        settings: settings,
+                        peer: peer,
+                        scheme: scheme,
+                        logger: logger
+                    ))
+                }
+            }
+            .bind(host: listener.endpoint.host, port: listener.endpoint.port).get()
+    }
+
+    /// Swaps in `rules` for every request that starts from now on; health records of backends
+    /// still configured are kept.
+    public func reload(_ rules: RuleSet) {
+        self.health.sync(upstreams: rules.upstreams)
+        self.routes.swap(to: rules)
+        self.restartHealthChecks(rules.upstreams)
+        self.logger.info("rules active", metadata: [
+            "version": "\(rules.version)", "upstreams": "\(rules.upstreams.count)", "routes": "\(rules.routes.count)",
+        ])
+    }
+
+    private func restartHealthChecks(_ upstreams: [Upstream]) {
+        let started = HealthChecker.start(upstreams: upstreams, board: self.health, eventLoop: self.controlLoop, logger: self.logger)
+        let previous = self.checker.withLock { checker in
+            defer { checker = started }
+            return checker
+        }
+        if let previous {
+            Task { await previous.stop() }
+        }
+    }
+
+    /// Drains and stops: listeners close at once, idle keep-alive connections close, each
+    /// request in flight gets its answer (connections still open after `gracePeriod` are
+    /// closed hard); then health checks stop and upstream pools close.
+    public func shutdown(gracePeriod: Duration = .seconds(10)) async {
+        self.draining.store(true, ordering: .relaxed)
+        for channel in self.listeners {
+            try? await channel.close()
+        }
+        if await !self.connections.drain(on: self.controlLoop, gracePeriod: gracePeriod.timeAmount) {
+            self.logger.warning("connections were still open after the grace period; closed them", metadata: [
+                "grace": "\(gracePeriod)",
+            ])
+        }
+        let checker = self.checker.withLock { checker in
+            defer { checker = nil }
+            return checker
+        }
+        await checker?.stop()
+        for bound in self.loops.values {
+            try? await bound.eventLoop.submit {
+                bound.value.pool.closeAll()
+            }.get()
+        }
+    }
+}

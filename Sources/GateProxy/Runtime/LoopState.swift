@@ -1,0 +1,98 @@
+import GateCore
+import GateRedis
+import GateRules
+import NIOCore
+
+/// What one event loop keeps for itself: its cached routes, a smooth weighted round-robin per
+/// upstream, its upstream connection pool and its request-id sequence.
+///
+/// Only its own event loop touches it, so the hot path takes no lock: the shared routes and
+/// health are looked at again only when their generation numbers moved, or while a backend
+/// ramps up (every `rampRefresh`).
+final class LoopState {
+    /// How often weights are recomputed while a slow start is under way.
+    static let rampRefresh = Duration.milliseconds(100)
+
+    private struct Balancer {
+        var upstream: Upstream
+        var roundRobin: SmoothWeightedRoundRobin
+        var weights: [Int]
+        var healthGeneration: Int
+        var recomputeAt: MonotonicInstant?
+    }
+
+    let pool: UpstreamPool
+    private let routesHolder: RoutesHolder
+    private let health: HealthBoard
+    private var cachedRoutes: ProxyRoutes
+    private var balancers: [String: Balancer] = [:]
+    /// Backends this loop last saw fail: the only ones whose successes are reported.
+    private var failing: Set<BackendKey> = []
+    private let requestPrefix: String
+    private var requestCounter: UInt64 = 0
+
+    init(pool: UpstreamPool, routes: RoutesHolder, health: HealthBoard, requestPrefix: String) {
+        self.pool = pool
+        self.routesHolder = routes
+        self.health = health
+        self.cachedRoutes = routes.routes
+        self.requestPrefix = requestPrefix
+    }
+
+    /// The routes for a request starting now.
+    var routes: ProxyRoutes {
+        if self.routesHolder.generation != self.cachedRoutes.generation {
+            self.cachedRoutes = self.routesHolder.routes
+            self.balancers = [:]
+        }
+        return self.cachedRoutes
+    }
+
+    /// A new request id: this loop's random prefix and a counter.
+    func nextRequestID() -> String {
+        self.requestCounter &+= 1
+        return self.requestPrefix + String(self.requestCounter, radix: 16)
+    }
+
+    /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health
+    /// allows now, leaving out `excluded` (backends this request already failed to reach).
+    func pick(_ upstream: Upstream, excluding excluded: [Endpoint] = []) -> Backend? {
+        let now = MonotonicInstant.now()
+        let generation = self.health.generation
+        var balancer = self.balancers[upstream.name] ?? Balancer(
+            upstream: upstream,
+            roundRobin: SmoothWeightedRoundRobin(count: upstream.backends.count),
+            weights: [],
+            healthGeneration: -1,
+            recomputeAt: nil
+        )
+        if balancer.healthGeneration != generation || balancer.recomputeAt.map({ now >= $0 }) == true {
+            let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
+            balancer.weights = weights
+            balancer.healthGeneration = generation
+            balancer.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
+        }
+        var weights = balancer.weights
+        if !excluded.isEmpty {
+            for (index, backend) in upstream.backends.enumerated() where excluded.contains(backend.endpoint) {
+                weights[index] = 0
+            }
+        }
+        let index = balancer.roundRobin.pick(weights: weights)
+        self.balancers[upstream.name] = balancer
+        return index.map { upstream.backends[$0] }
+    }
+
+    /// Reports how a forwarded request ended (failures always; a success only after a failure).
+    func recordOutcome(_ key: BackendKey, failed: Bool) -> BackendHealth.Transition? {
+        if failed {
+            self.failing.insert(key)
+        } else if self.failing.remove(key) == nil {
+            return nil
+        }
+        return self.health.recordRequest(key, failed: failed, at: .now())
+    }
+}
+
+@available(*, unavailable)
+extension LoopState: Sendable {}

@@ -1,0 +1,33 @@
+import GateCore
+import GateRedis
+import Logging
+import NIOCore
+import Synchronization
+
+/// The per-address and total connection caps at accept time (GateCore's `ConnectionCounter`
+/// under a lock: taken once per connection, never per request).
+final class ConnectionAdmission: Sendable {
+    private let counter: Mutex<ConnectionCounter>
+    private let refusals = Mutex(EventThrottle(interval: .seconds(1)))
+    private let logger: Logger
+
+    init(counter: ConnectionCounter, logger: Logger) {
+        self.counter = Mutex(counter)
+        self.logger = logger
+    }
+
+    /// Admits `channel` as a connection of `address` (released when it closes), or refuses.
+    func admit(_ address: IPAddress, channel: any Channel) -> Bool {
+        if let refusal = self.counter.withLock({ $0.open(address) }) {
+            let held = self.refusals.withLock { $0.admit(at: .now()) }
+            if let held {
+                self.logger.warning("connection refused", metadata: ["client": "\(address)", "reason": "\(refusal)", "similar_held_back": "\(held)"])
+            }
+            return false
+        }
+        channel.closeFuture.whenComplete { _ in
+            self.counter.withLock { $0.close(address) }
+        }
+        return true
+    }
+}

@@ -1,0 +1,30 @@
+import GateCore
+import GateRules
+import NIOCore
+
+/// The per-connection numbers every proxy handler needs, taken once from the configuration.
+struct ProxySettings: Sendable {
+    let headLimits: RequestHeadCheck.Limits
+    let deadlines: ConnectionDeadlines.Configuration
+    let upstreamConnectTimeout: TimeAmount
+    let upstreamResponseTimeout: TimeAmount
+    let outboundBufferBytes: Int
+    /// Most backends one request tries to connect to (only connect failures are retried).
+    let maximumConnectAttempts: Int
+
+    init(configuration: GatewayConfiguration) {
+        let limits = configuration.limits
+        let timeouts = configuration.timeouts
+        self.headLimits = limits.requestHead
+        self.deadlines = ConnectionDeadlines.Configuration(
+            header: timeouts.header,
+            idle: timeouts.idle,
+            bodyMinimumRate: timeouts.bodyMinimumRate,
+            bodyRateGrace: timeouts.bodyRateGrace
+        )
+        self.upstreamConnectTimeout = .nanoseconds(timeouts.upstreamConnect.nanosecondsClamped)
+        self.upstreamResponseTimeout = .nanoseconds(timeouts.upstreamResponse.nanosecondsClamped)
+        self.outboundBufferBytes = limits.outboundBufferBytes
+        self.maximumConnectAttempts = 3
+    }
+}

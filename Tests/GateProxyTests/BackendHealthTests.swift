@@ -1,0 +1,91 @@
+import GateCore
+import GateProxy
+import GateRules
+import GateTestSupport
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// A backend that dies is taken out (passive ejection and failing health checks) and its
+/// traffic goes to the others; when it comes back it is slow-started.
+@Suite struct UpstreamHealthTests {
+    static let upstream = """
+            health_check:
+              path: /health
+              interval: 100ms
+              timeout: 100ms
+              rise: 2
+              fall: 2
+            passive:
+              eject_after: 2
+              ejection: 30s
+            slow_start: 3s
+
+        """
+
+    @Test func aKilledBackendIsEjectedAndARestartedOneSlowStarted() async throws {
+        try await GatewayHarness.with(weights: [1, 2, 3, 4], upstreamExtra: Self.upstream) { harness in
+            let connection = try await harness.connect()
+            let dead = harness.backends[3]
+            await dead.stop()
+            // Every request is answered: the dead backend's connect failures are retried
+            // elsewhere until it is ejected.
+            for _ in 0..<600 {
+                let response = try await connection.request(.POST, "/buy/ticket", body: "{}")
+                #expect(response.status == 200)
+                #expect(response.body != "b4")
+            }
+            let counts = harness.backends.map(\.requests)
+            #expect(counts[3] == 0)
+            #expect(counts[0] + counts[1] + counts[2] == 600)
+            // Re-spread by the remaining weights 1:2:3 (within the few retried picks).
+            #expect(abs(counts[0] - 100) <= 5 && abs(counts[1] - 200) <= 5 && abs(counts[2] - 300) <= 5)
+            let status = harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }
+            #expect(status?.effectiveWeight == 0)
+
+            try await dead.restart()
+            // Health checks bring it back (rise 2 × 100 ms); it starts with a small weight.
+            let back = try await eventually { (harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.effectiveWeight ?? 0) > 0 }
+            #expect(back)
+            let ramping = try #require(harness.gateway.backendStatus().first { $0.endpoint.port == dead.port })
+            #expect(ramping.rampUntil != nil)
+            #expect(ramping.effectiveWeight < ramping.weight * 100)
+            for backend in harness.backends {
+                backend.resetCounts()
+            }
+            for _ in 0..<600 {
+                _ = try await connection.request(.GET, "/x")
+            }
+            // Its full share would be 240 of 600; early in its ramp it gets some, far fewer.
+            #expect(dead.requests < 240)
+            #expect(dead.requests > 0)
+            // At the end of the ramp it has its whole weight again.
+            let full = try await eventually(attempts: 300) {
+                harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.effectiveWeight == 400
+            }
+            #expect(full)
+        }
+    }
+
+    @Test func fiveHundredsEjectABackend() async throws {
+        try await GatewayHarness.with(weights: [1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n") { harness in
+            let connection = try await harness.connect()
+            var failing = 0
+            for _ in 0..<40 {
+                let response = try await connection.request(.GET, "/status/503")
+                if response.status == 503 {
+                    failing += 1
+                }
+            }
+            // Both answer 503 for that path: each is ejected after 3 in a row, then nothing
+            // is left (503 from the gateway itself, code -7).
+            let statuses = harness.gateway.backendStatus().map(\.effectiveWeight)
+            #expect(statuses == [0, 0])
+            let refused = try await connection.request(.GET, "/x")
+            #expect(refused.status == 503)
+            #expect(refused.body.contains(#""code":-7"#))
+            #expect(harness.backends.map(\.requests).reduce(0, +) == 6)
+            #expect(failing == 40)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import GateCore
+import GateProxy
+import GateRules
+import GateTestSupport
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A real gateway on loopback in front of real `TestBackend`s, with its rule files written to a
+/// temporary directory, for the duration of a test.
+struct GatewayHarness {
+    let group: MultiThreadedEventLoopGroup
+    let backends: [TestBackend]
+    let gateway: Gateway
+    let rulesDirectory: URL
+
+    /// The gateway's first listener port.
+    var port: Int {
+        self.gateway.ports[0]
+    }
+
+    /// The rule file text for an upstream `tickets` over `backends` with `weights`, routed
+    /// for every path; `extra` is appended (e.g. `trusted_proxies`), `upstreamExtra` goes
+    /// inside the upstream (health check, passive, slow start).
+    static func rules(backends: [TestBackend], weights: [Int], upstreamExtra: String = "", routes: String = Self.everything, extra: String = "") -> String {
+        var text = "upstreams:\n  tickets:\n    backends:\n"
+        for (backend, weight) in zip(backends, weights) {
+            text += "      - address: 127.0.0.1:\(backend.port)\n        weight: \(weight)\n"
+        }
+        text += upstreamExtra
+        text += "routes:\n" + routes
+        text += extra
+        return text
+    }
+
+    /// One route sending every path to `tickets`.
+    static let everything = "  - prefix: /\n    upstream: tickets\n"
+
+    /// Starts `weights.count` backends and a gateway routing everything to them, runs `body`,
+    /// and stops it all (also when `body` throws).
+    static func with<Result>(
+        weights: [Int],
+        upstreamExtra: String = "    slow_start: 0s\n",
+        routes: String = Self.everything,
+        extra: String = "",
+        threads: Int = 1,
+        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: (GatewayHarness) async throws -> Result
+    ) async throws -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var backends: [TestBackend] = []
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-rules-\(UUID().uuidString)")
+        var gateway: Gateway?
+        do {
+            for index in weights.indices {
+                backends.append(try await TestBackend.start(name: "b\(index + 1)", group: group))
+            }
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let text = Self.rules(backends: backends, weights: weights, upstreamExtra: upstreamExtra, routes: routes, extra: extra)
+            try text.write(to: directory.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
+            let rules = try RulesLoader.load(directory: directory.path)
+            var configuration = GatewayConfiguration()
+            configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]
+            configure(&configuration)
+            var logger = Logger(label: "spikegate.gateway.test")
+            logger.logLevel = .warning
+            let started = try await Gateway.start(configuration: configuration, rules: rules, group: group, logger: logger)
+            gateway = started
+            let harness = GatewayHarness(group: group, backends: backends, gateway: started, rulesDirectory: directory)
+            let result = try await body(harness)
+            await harness.stop()
+            return result
+        } catch {
+            await gateway?.shutdown(gracePeriod: .zero)
+            for backend in backends {
+                await backend.stop()
+            }
+            try? FileManager.default.removeItem(at: directory)
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private func stop() async {
+        await self.gateway.shutdown(gracePeriod: .zero)
+        for backend in self.backends {
+            await backend.stop()
+        }
+        try? FileManager.default.removeItem(at: self.rulesDirectory)
+        try? await self.group.shutdownGracefully()
+    }
+
+    /// A new keep-alive connection to the gateway.
+    func connect(from localAddress: String? = nil) async throws -> HTTPTestConnection {
+        try await HTTPTestConnection.connect(port: self.port, from: localAddress, group: self.group)
+    }
+
+    /// Sends raw bytes to the gateway and collects what comes back until it closes.
+    func raw(_ chunks: [[UInt8]], pause: TimeAmount = .zero, from localAddress: String? = nil, timeout: TimeAmount = .seconds(5)) async throws -> RawTCPExchange.Result {
+        try await RawTCPExchange.send(chunks, pause: pause, port: self.port, from: localAddress, timeout: timeout, group: self.group)
+    }
+
+    /// Raw bytes sent by all backends together on proxied (non-health-check) connections.
+    var proxiedBytes: Int {
+        self.backends.reduce(0) { $0 + $1.proxiedBytes }
+    }
+}

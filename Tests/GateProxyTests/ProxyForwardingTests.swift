@@ -1,0 +1,134 @@
+import GateCore
+import GateProxy
+import GateRules
+import GateTestSupport
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@Suite struct ProxyForwardingTests {
+    @Test func weightsOneToFourGiveExactSharesInterleaved() async throws {
+        try await GatewayHarness.with(weights: [1, 2, 3, 4]) { harness in
+            let connection = try await harness.connect()
+            var order: [String] = []
+            for _ in 0..<1_000 {
+                let response = try await connection.request(.GET, "/buy/ticket")
+                #expect(response.status == 200)
+                order.append(response.body)
+            }
+            let counts = Dictionary(grouping: order, by: { $0 }).mapValues(\.count)
+            #expect(counts == ["b1": 100, "b2": 200, "b3": 300, "b4": 400])
+            // Interleaved: never four answers in a row from one backend.
+            var longestRun = 1
+            var run = 1
+            for index in order.indices.dropFirst() {
+                run = order[index] == order[index - 1] ? run + 1 : 1
+                longestRun = max(longestRun, run)
+            }
+            #expect(longestRun < 4)
+            #expect(harness.backends.map(\.requests) == [100, 200, 300, 400])
+        }
+    }
+
+    @Test func forwardingHeadersAreSetAndHopByHopOnesDropped() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let connection = try await harness.connect()
+            let response = try await connection.request(.GET, "/x", headers: [
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Request-Id", "client-chosen"),
+                ("Connection", "keep-alive, X-Secret"),
+                ("X-Secret", "dropped"),
+                ("Keep-Alive", "timeout=5"),
+            ])
+            #expect(response.status == 200)
+            // An untrusted client's own X-Forwarded-For and request id are not believed.
+            #expect(response.header("X-Seen-X-Forwarded-For") == "127.0.0.1")
+            #expect(response.header("X-Seen-X-Forwarded-Proto") == "http")
+            let id = try #require(response.header("X-Seen-X-Request-Id"))
+            #expect(id != "client-chosen" && !id.isEmpty)
+            let second = try await connection.request(.GET, "/x")
+            #expect(second.header("X-Seen-X-Request-Id") != id)
+        }
+    }
+
+    @Test func aTrustedProxysForwardedForIsKeptAndExtended() async throws {
+        try await GatewayHarness.with(weights: [1], extra: "trusted_proxies: [127.0.0.1/32]\n") { harness in
+            let trusted = try await harness.connect()
+            let response = try await trusted.request(.GET, "/x", headers: [("X-Forwarded-For", "203.0.113.9"), ("X-Request-Id", "lb-1")])
+            #expect(response.header("X-Seen-X-Forwarded-For") == "203.0.113.9, 127.0.0.1")
+            #expect(response.header("X-Seen-X-Request-Id") == "lb-1")
+            // The same header from another address is ignored.
+            let untrusted = try await harness.connect(from: "127.0.0.2")
+            let other = try await untrusted.request(.GET, "/x", headers: [("X-Forwarded-For", "203.0.113.9")])
+            #expect(other.header("X-Seen-X-Forwarded-For") == "127.0.0.2")
+        }
+    }
+
+    @Test func requestBodiesStreamThroughWithLengthOrChunked() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let connection = try await harness.connect()
+            let body = String(repeating: "a", count: 300_000)
+            let response = try await connection.request(.POST, "/orders", body: body)
+            #expect(response.status == 200)
+            #expect(response.header("X-Seen-Body-Bytes") == "300000")
+            let chunked = try await harness.raw([Array((
+                "POST /orders HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    + "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            ).utf8)])
+            #expect(chunked.status == 200)
+            #expect(chunked.text.contains("X-Seen-Body-Bytes: 11"))
+        }
+    }
+
+    @Test func aLargeResponseArrivesWhole() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let connection = try await harness.connect()
+            let response = try await connection.request(.GET, "/big/5000000")
+            #expect(response.status == 200)
+            #expect(response.body.utf8.count == 5_000_000)
+            let after = try await connection.request(.GET, "/x")
+            #expect(after.body == "b1")
+        }
+    }
+
+    @Test func anUnroutedPathIsAnswered404WithAReason() async throws {
+        try await GatewayHarness.with(weights: [1], routes: "  - prefix: /api/\n    upstream: tickets\n") { harness in
+            let connection = try await harness.connect()
+            let response = try await connection.request(.GET, "/admin")
+            #expect(response.status == 404)
+            #expect(response.body == #"{"code":-2,"reason":"no route for GET /admin"}"#)
+            let routed = try await connection.request(.GET, "/api/x")
+            #expect(routed.status == 200)
+            #expect(harness.backends[0].paths == ["/api/x"])
+        }
+    }
+
+    @Test func aConnectFailureIsRetriedOnAnotherBackend() async throws {
+        try await GatewayHarness.with(weights: [1, 1], upstreamExtra: "    slow_start: 0s\n    passive:\n      eject_after: 1000\n") { harness in
+            await harness.backends[0].stop()
+            let connection = try await harness.connect()
+            for _ in 0..<20 {
+                let response = try await connection.request(.POST, "/buy/ticket", body: "{}")
+                #expect(response.status == 200)
+                #expect(response.body == "b2")
+            }
+            #expect(harness.backends[1].requests == 20)
+        }
+    }
+
+    @Test func aRequestThatReachedABackendIsNeverRetried() async throws {
+        try await GatewayHarness.with(weights: [1, 1], upstreamExtra: "    slow_start: 0s\n    passive:\n      eject_after: 1000\n") { harness in
+            let connection = try await harness.connect()
+            // Kill whichever backend got the slow purchase while it works on it.
+            async let slow = connection.request(.POST, "/slow/2000", body: "{}")
+            let arrived = try await eventually { harness.backends.map(\.requests).reduce(0, +) == 1 }
+            #expect(arrived)
+            let target = try #require(harness.backends.first { $0.requests == 1 })
+            await target.stop()
+            let response = try await slow
+            #expect(response.status == 502)
+            #expect(response.body.contains(#""code":-7"#))
+            #expect(harness.backends.map(\.requests).reduce(0, +) == 1)
+        }
+    }
+}

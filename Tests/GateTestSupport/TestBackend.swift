@@ -1,0 +1,326 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP/1.1 backend for gateway tests: it answers with its name and what it saw, counts
+/// the requests and the raw bytes that reached it, and can be stopped and restarted on the same
+/// port (a backend that dies and comes back).
+///
+/// - `GET /health`: 200 (the gateway's health checks; counted apart).
+/// - `/status/NNN`: answers NNN.
+/// - `/slow/MS`: answers after MS milliseconds.
+/// - `/big/BYTES`: a body of BYTES bytes, streamed in 16 KiB writes that wait for writability.
+/// - anything else: 200 with body `NAME`; headers `X-Backend: NAME` and `X-Seen-*` echoing the
+///   request's `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id` and body length.
+public final class TestBackend: Sendable {
+    private struct Counts {
+        var requests = 0
+        var healthChecks = 0
+        var proxiedBytes = 0
+        var paths: [String] = []
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        let backend: TestBackend
+        private var head: HTTPRequestHead?
+        private var bodyBytes = 0
+
+        init(backend: TestBackend) {
+            self.backend = backend
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                self.bodyBytes = 0
+            case .body(let buffer):
+                self.bodyBytes += buffer.readableBytes
+            case .end:
+                guard let head = self.head else {
+                    return
+                }
+                self.respond(to: head, context: context)
+            }
+        }
+
+        private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+            let isHealth = head.uri == "/health"
+            self.backend.counts.withLockedValue { counts in
+                if isHealth {
+                    counts.healthChecks += 1
+                } else {
+                    counts.requests += 1
+                    counts.paths.append(head.uri)
+                }
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "X-Backend", value: self.backend.name)
+            for name in ["X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "Host"] {
+                headers.add(name: "X-Seen-\(name)", value: head.headers[name].joined(separator: "|"))
+            }
+            headers.add(name: "X-Seen-Body-Bytes", value: String(self.bodyBytes))
+            let parts = head.uri.split(separator: "/")
+            var status = HTTPResponseStatus.ok
+            var delay: TimeAmount?
+            var bigBody: Int?
+            if parts.count == 2, let number = Int(parts[1]) {
+                switch parts[0] {
+                case "status":
+                    status = HTTPResponseStatus(statusCode: number)
+                case "slow":
+                    delay = .milliseconds(Int64(number))
+                case "big":
+                    bigBody = number
+                default:
+                    break
+                }
+            }
+            let body = ByteBuffer(string: self.backend.name)
+            if let bigBody {
+                headers.add(name: "Content-Length", value: String(bigBody))
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                self.stream(remaining: bigBody, context: context)
+                return
+            }
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+            let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+            let send = {
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+            if let delay {
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay) { send() }
+            } else {
+                send()
+            }
+        }
+
+        private func stream(remaining: Int, context: ChannelHandlerContext) {
+            var left = remaining
+            while left > 0 && context.channel.isWritable {
+                let size = min(left, 16 * 1024)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: UInt8(ascii: "x"), count: size)))), promise: nil)
+                left -= size
+            }
+            if left == 0 {
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            context.flush()
+            // Look again shortly: a test backend may poll instead of tracking writability.
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) {
+                if context.channel.isActive {
+                    self.stream(remaining: left, context: context)
+                }
+            }
+        }
+    }
+
+    /// Counts the raw bytes of one connection; they are added to `proxiedBytes` unless the
+    /// connection carried health checks.
+    private final class ByteCounter: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+
+        let backend: TestBackend
+        private var bytes = 0
+        private var sawHealth = false
+
+        init(backend: TestBackend) {
+            self.backend = backend
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = self.unwrapInboundIn(data)
+            if !self.sawHealth, buffer.readableBytesView.starts(with: "GET /health ".utf8) {
+                self.sawHealth = true
+            }
+            if !self.sawHealth {
+                let count = buffer.readableBytes
+                self.backend.counts.withLockedValue { $0.proxiedBytes += count }
+            }
+            context.fireChannelRead(data)
+        }
+    }
+
+    public let name: String
+    public let port: Int
+    private let group: any EventLoopGroup
+    private let counts = NIOLockedValueBox(Counts())
+    private let listener = NIOLockedValueBox<(any Channel)?>(nil)
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    private init(name: String, port: Int, group: any EventLoopGroup) {
+        self.name = name
+        self.port = port
+        self.group = group
+    }
+
+    /// Starts a backend on 127.0.0.1 (port 0: a free one).
+    public static func start(name: String, port: Int = 0, group: any EventLoopGroup) async throws -> TestBackend {
+        let chosen = port == 0 ? try freeLoopbackPort() : port
+        let backend = TestBackend(name: name, port: chosen, group: group)
+        try await backend.listen()
+        return backend
+    }
+
+    private func listen() async throws {
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let id = ObjectIdentifier(channel)
+                self.connections.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    self.connections.withLockedValue { $0[id] = nil }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteCounter(backend: self))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(backend: self))
+                }
+            }
+            .bind(host: "127.0.0.1", port: self.port).get()
+        self.listener.withLockedValue { $0 = channel }
+    }
+
+    /// Requests answered, health checks not counted.
+    public var requests: Int {
+        self.counts.withLockedValue { $0.requests }
+    }
+
+    /// Health checks answered.
+    public var healthChecks: Int {
+        self.counts.withLockedValue { $0.healthChecks }
+    }
+
+    /// Raw bytes received on connections that carried no health check.
+    public var proxiedBytes: Int {
+        self.counts.withLockedValue { $0.proxiedBytes }
+    }
+
+    /// The request targets answered, in order (health checks not counted).
+    public var paths: [String] {
+        self.counts.withLockedValue { $0.paths }
+    }
+
+    /// Forgets the counts.
+    public func resetCounts() {
+        self.counts.withLockedValue { $0 = Counts() }
+    }
+
+    /// Dies: the listener and every connection close (connects are refused from now on).
+    public func stop() async {
+        let listener = self.listener.withLockedValue { listener -> (any Channel)? in
+            defer { listener = nil }
+            return listener
+        }
+        try? await listener?.close()
+        let open = self.connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            try? await channel.close()
+        }
+    }
+
+    /// Comes back on the same port.
+    public func restart() async throws {
+        try await self.listen()
+    }
+}
+
+/// A raw TCP client for tests that must send bytes no HTTP library would: it writes them and
+/// collects everything the server sends until it closes (or `timeout` passes).
+public enum RawTCPExchange {
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        let received = NIOLockedValueBox<[UInt8]>([])
+        let done: EventLoopPromise<Void>
+
+        init(done: EventLoopPromise<Void>) {
+            self.done = done
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = self.unwrapInboundIn(data)
+            self.received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.done.succeed()
+        }
+    }
+
+    /// What came back, and whether the server closed the connection within `timeout`.
+    public struct Result: Sendable {
+        public let bytes: [UInt8]
+        public let closedByServer: Bool
+
+        public var text: String {
+            String(decoding: self.bytes, as: UTF8.self)
+        }
+
+        /// The status code of the first response, if any.
+        public var status: Int? {
+            guard self.text.hasPrefix("HTTP/1.") else {
+                return nil
+            }
+            let parts = self.text.split(separator: " ", maxSplits: 2)
+            return parts.count >= 2 ? Int(parts[1]) : nil
+        }
+    }
+
+    /// Connects to `host:port` (from `localAddress` when given), writes `chunks` one after the
+    /// other with `pause` between them, and waits for the server to close.
+    public static func send(
+        _ chunks: [[UInt8]],
+        pause: TimeAmount = .zero,
+        host: String = "127.0.0.1",
+        port: Int,
+        from localAddress: String? = nil,
+        timeout: TimeAmount = .seconds(5),
+        group: any EventLoopGroup
+    ) async throws -> Result {
+        let loop = group.next()
+        let done = loop.makePromise(of: Void.self)
+        let collector = Collector(done: done)
+        var bootstrap = ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+        if let localAddress {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0))
+        }
+        let channel = try await bootstrap.connect(host: host, port: port).get()
+        for (index, chunk) in chunks.enumerated() {
+            if index > 0 && pause > .zero {
+                try await Task.sleep(nanoseconds: UInt64(pause.nanoseconds))
+            }
+            guard channel.isActive else {
+                break
+            }
+            try? await channel.writeAndFlush(ByteBuffer(bytes: chunk))
+        }
+        let timer = loop.scheduleTask(in: timeout) {
+            done.fail(TestSupportError("timed out"))
+        }
+        let closed = (try? await done.futureResult.get()) != nil
+        timer.cancel()
+        if !closed {
+            try? await channel.close()
+        }
+        return Result(bytes: collector.received.withLockedValue { $0 }, closedByServer: closed)
+    }
+
+    /// `send` for one text (CRLF line endings written explicitly by the caller).
+    public static func send(_ text: String, port: Int, group: any EventLoopGroup, timeout: TimeAmount = .seconds(5)) async throws -> Result {
+        try await self.send([Array(text.utf8)], port: port, timeout: timeout, group: group)
+    }
+}
