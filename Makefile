@@ -3,8 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SWIFT ?= swift
-# Debian packages the build and the tests need (hiredis headers, a real redis-server).
-DEPS_PACKAGES := pkg-config libhiredis-dev redis-server
+# Debian packages the build and the tests need (hiredis headers, a real redis-server, and
+# OpenSSL's s_client and curl as real TLS clients for the gateway's TLS tests).
+DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A running gateway: its listeners, per-event-loop upstream pools, health checks and the
@@ -26,6 +27,11 @@ public final class Gateway: Sendable {
     private let controlLoop: any EventLoop
     private let logger: Logger
     private let draining = Atomic(false)
+    private let certificates: [CertificateStore]
+    private let certificateWatch: Task<Void, Never>?
+
+    /// How often certificate files are looked at for a renewal.
+    static let certificateCheckInterval = Duration.seconds(2)
 
     private init(
         configuration: GatewayConfiguration,
@@ -35,8 +41,18 @@ public final class Gateway: Sendable {
         health: HealthBoard,
         loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
         controlLoop: any EventLoop,
+        certificates: [CertificateStore],
         logger: Logger
     ) {
+        self.certificates = certificates
+        self.certificateWatch = certificates.isEmpty ? nil : Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.certificateCheckInterval)
+                for store in certificates {
+                    store.reloadIfChanged()
+                }
+            }
+        }
         self.configuration = configuration
         self.listeners = listeners
         self.connections = connections
@@ -141,10 +157,16 @@ public final class Gateway: Sendable {
             logger: logger
         )
         var listeners: [any Channel] = []
+        var certificates: [CertificateStore] = []
         do {
             for listener in configuration.listeners {
+                let tls = try listener.tls.map { try CertificateStore(source: $0, logger: logger) }
+                if let tls {
+                    certificates.append(tls)
+                }
                 let channel = try await Self.bind(
                     listener,
+                    tls: tls,
                     settings: settings,
                     routes: routes,
                     loops: loops,
@@ -156,7 +178,7 @@ public final class Gateway: Sendable {
                 listeners.append(channel)
                 logger.info("gateway listening", metadata: [
                     "address": "\(listener.endpoint.host):\(channel.localAddress?.port ?? listener.endpoint.port)",
-                    "proxy_protocol": "\(listener.proxyProtocol)",
+                    "proxy_protocol": "\(listener.proxyProtocol)", "tls": "\(listener.tls.map { "\($0)" } ?? "off")",
                 ])
             }
         } catch {
@@ -173,6 +195,7 @@ public final class Gateway: Sendable {
             health: health,
             loops: loops,
             controlLoop: group.next(),
+            certificates: certificates,
             logger: logger
         )
         gateway.restartHealthChecks(rules.upstreams)
@@ -184,6 +207,7 @@ public final class Gateway: Sendable {
 
     private static func bind(
         _ listener: Listener,
+        tls: CertificateStore?,
         settings: ProxySettings,
         routes: RoutesHolder,
         loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
@@ -221,6 +245,9 @@ public final class Gateway: Sendable {
                         channel.close(promise: nil)
                         return
                     }
+                    if let tls {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     let connectionGuard = ConnectionGuard(configuration: settings.deadlines) { expiry in
                         logger.debug("client connection timed out", metadata: ["peer": "\(peer)", "limit": "\(expiry)"])
                     }
@@ -237,6 +264,14 @@ public final class Gateway: Sendable {
                 }
             }
             .bind(host: listener.endpoint.host, port: listener.endpoint.port).get()
+    }
+
+    /// Looks at every listener's certificate and key files now and loads those that changed
+    /// (the gateway also does this every `certificateCheckInterval`). Returns how many
+    /// listeners got a new certificate.
+    @discardableResult
+    public func reloadCertificates() -> Int {
+        self.certificates.reduce(0) { $0 + ($1.reloadIfChanged() ? 1 : 0) }
     }
 
     /// Swaps in `rules` for every request that starts from now on; health records of backends
@@ -266,6 +301,7 @@ public final class Gateway: Sendable {
     /// closed hard); then health checks stop and upstream pools close.
     public func shutdown(gracePeriod: Duration = .seconds(10)) async {
         self.draining.store(true, ordering: .relaxed)
+        self.certificateWatch?.cancel()
         for channel in self.listeners {
             try? await channel.close()
         }

@@ -30,28 +30,38 @@ public enum SpikegateBinary {
 
     /// Runs `spikegate arguments…` to completion (bounded by `timeout`).
     public static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try self.path())
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                process.waitUntilExit()
-                throw TestSupportError("spikegate \(arguments.joined(separator: " ")) ran past \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return Output(status: process.terminationStatus, standardOutput: out, standardError: err)
+        try await runProgram(try self.path(), arguments, timeout: timeout)
     }
+}
+
+/// Runs `executable arguments…` (a path, or a name looked up in `/usr/bin` and `/bin`) to
+/// completion, bounded by `timeout`, and captures what it prints. For small outputs (both
+/// pipes are read after the exit).
+public func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> SpikegateBinary.Output {
+    let path = executable.contains("/") ? executable : ["/usr/bin", "/bin"].map { "\($0)/\(executable)" }.first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    } ?? executable
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            process.terminate()
+            process.waitUntilExit()
+            throw TestSupportError("\(executable) \(arguments.joined(separator: " ")) ran past \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return SpikegateBinary.Output(status: process.terminationStatus, standardOutput: out, standardError: err)
 }
 
 /// A `spikegate` process left running (a ticket node, later a gateway), stopped by its PID.
