@@ -18,6 +18,8 @@ import Synchronization
 /// request in flight gets its answer, and after the grace period what is left is closed hard.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
+    /// The counters and gauges the gateway keeps (exported by the admin `/metrics`).
+    public let metrics: GatewayMetrics
     private let listeners: [any Channel]
     private let connections: ConnectionDrainer
     private let routes: RoutesHolder
@@ -42,8 +44,10 @@ public final class Gateway: Sendable {
         loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
         controlLoop: any EventLoop,
         certificates: [CertificateStore],
+        metrics: GatewayMetrics,
         logger: Logger
     ) {
+        self.metrics = metrics
         self.certificates = certificates
         self.certificateWatch = certificates.isEmpty ? nil : Task {
             while !Task.isCancelled {
@@ -128,9 +132,10 @@ public final class Gateway: Sendable {
         configuration: GatewayConfiguration,
         rules: RuleSet,
         group: any EventLoopGroup,
+        metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "spikegate.gateway")
     ) async throws -> Gateway {
-        let settings = ProxySettings(configuration: configuration)
+        let settings = ProxySettings(configuration: configuration, metrics: metrics)
         let routes = RoutesHolder(ruleSet: rules)
         let health = HealthBoard()
         health.sync(upstreams: rules.upstreams)
@@ -154,6 +159,7 @@ public final class Gateway: Sendable {
                 maximumConnections: configuration.limits.maximumConnections,
                 maximumPerAddress: configuration.limits.maximumConnectionsPerIP
             ),
+            metrics: metrics,
             logger: logger
         )
         var listeners: [any Channel] = []
@@ -196,6 +202,7 @@ public final class Gateway: Sendable {
             loops: loops,
             controlLoop: group.next(),
             certificates: certificates,
+            metrics: metrics,
             logger: logger
         )
         gateway.restartHealthChecks(rules.upstreams)
@@ -249,6 +256,7 @@ public final class Gateway: Sendable {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
                     let connectionGuard = ConnectionGuard(configuration: settings.deadlines) { expiry in
+                        settings.metrics.count(expiry)
                         logger.debug("client connection timed out", metadata: ["peer": "\(peer)", "limit": "\(expiry)"])
                     }
                     try pipeline.addHandler(connectionGuard)

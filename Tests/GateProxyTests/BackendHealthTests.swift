@@ -12,10 +12,10 @@ import Testing
     static let upstream = """
             health_check:
               path: /health
-              interval: 100ms
-              timeout: 100ms
+              interval: 300ms
+              timeout: 300ms
               rise: 2
-              fall: 2
+              fall: 3
             passive:
               eject_after: 2
               ejection: 30s
@@ -43,8 +43,11 @@ import Testing
             let status = harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }
             #expect(status?.effectiveWeight == 0)
 
+            // Failing health checks take it down (fall 3); only then is it brought back by them.
+            let down = try await eventually { harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.phase == "down" }
+            #expect(down)
             try await dead.restart()
-            // Health checks bring it back (rise 2 × 100 ms); it starts with a small weight.
+            // Health checks bring it back (rise 2 × 300 ms); it starts with a small weight.
             let back = try await eventually { (harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.effectiveWeight ?? 0) > 0 }
             #expect(back)
             let ramping = try #require(harness.gateway.backendStatus().first { $0.endpoint.port == dead.port })

@@ -45,6 +45,7 @@ struct GatewayHarness {
         routes: String = Self.everything,
         extra: String = "",
         threads: Int = 1,
+        metrics: GatewayMetrics? = nil,
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         _ body: (GatewayHarness) async throws -> Result
     ) async throws -> Result {
@@ -65,7 +66,9 @@ struct GatewayHarness {
             configure(&configuration)
             var logger = Logger(label: "spikegate.gateway.test")
             logger.logLevel = .warning
-            let started = try await Gateway.start(configuration: configuration, rules: rules, group: group, logger: logger)
+            let started = try await Gateway.start(
+                configuration: configuration, rules: rules, group: group, metrics: metrics ?? GatewayMetrics(), logger: logger
+            )
             gateway = started
             let harness = GatewayHarness(group: group, backends: backends, gateway: started, rulesDirectory: directory)
             let result = try await body(harness)

@@ -73,6 +73,7 @@ struct AdminPages: Sendable {
             let readiness = self.gateway.readiness()
             return self.json(readiness.ready ? .ok : .serviceUnavailable, ["ready": readiness.ready, "reason": readiness.reason])
         case (.GET, "/metrics"):
+            self.gateway.metrics.record(self.gateway.backendStatus())
             return Answer(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
         case (.GET, "/rules"):
             return self.json(.ok, self.rules())

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GateRules
 import Logging
@@ -79,6 +80,7 @@ public final class RulesWatcher: Sendable {
         do {
             let rules = try RulesLoader.load(directory: self.directory)
             self.gateway.reload(rules)
+            self.gateway.metrics.rulesReloaded.increment()
             return self.state.withLock { state in
                 state.status.activeVersion = rules.version
                 state.status.reloads += 1
@@ -86,6 +88,7 @@ public final class RulesWatcher: Sendable {
                 return state.status
             }
         } catch {
+            self.gateway.metrics.rulesRefused.increment()
             self.logger.error("rule files refused; the previous rules stay active", metadata: [
                 "reason": "\(reason)", "directory": "\(self.directory)", "error": "\(error)",
             ])

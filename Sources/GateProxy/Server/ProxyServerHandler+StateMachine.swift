@@ -196,15 +196,13 @@ extension ProxyServerHandler {
             return self.answerLocally(requestEnded: requestEnded, keepAlive: keepAlive)
         }
 
-        /// A local answer replaces the upstream's: the connection is kept only when the
-        /// request had ended (a body still arriving would have to be read and dropped).
+        /// A local answer replaces the upstream's. A body still arriving is read and dropped
+        /// (bounded by the body size limit and the minimum body rate), and the connection is
+        /// kept as the client asked: a purchase refused for want of a backend should not cost
+        /// the client its connection.
         private mutating func answerLocally(requestEnded: Bool, keepAlive: Bool) -> FailureAction {
-            if requestEnded {
-                self.state = keepAlive ? .idle : .closed
-                return .answer(keepAlive: keepAlive)
-            }
-            self.state = .answeredLocally(keepAlive: false)
-            return .answer(keepAlive: false)
+            self.state = requestEnded ? (keepAlive ? .idle : .closed) : .answeredLocally(keepAlive: keepAlive)
+            return .answer(keepAlive: keepAlive)
         }
 
         /// The client connection closed. Returns whether an upstream exchange was under way.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import GateCore
 import GateRedis
 import GateRules
@@ -121,6 +122,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return
         }
         self.logger.debug("malformed request", metadata: ["peer": "\(self.peer)", "error": "\(parserError)"])
+        self.settings.metrics.count(.refused)
         if self.machine.responseStarted {
             context.close(promise: nil)
             return
@@ -162,6 +164,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             guard self.machine.headAnsweredLocally(keepAlive: false) else {
                 return self.protocolViolation(context: context)
             }
+            self.settings.metrics.count(.refused)
             let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
             return self.write(answer, version: head.version, keepAlive: false, context: context)
         case .success(let checked):
@@ -173,6 +176,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
                 return self.protocolViolation(context: context)
             }
+            self.settings.metrics.count(.noRoute)
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method.rawValue) \(Self.path(of: head.uri))")
             return self.write(answer, version: head.version, keepAlive: keepAlive, context: context)
         }
@@ -287,6 +291,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return
         }
         _ = self.machine.clientClosed()
+        self.settings.metrics.count(.refused)
         let version = self.exchange?.head.version ?? .http1_1
         self.write(LocalAnswer(status: .payloadTooLarge, code: LocalAnswer.Code.badRequest, reason: "body larger than \(limit) bytes"), version: version, keepAlive: false, context: context)
     }
@@ -322,6 +327,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.bind(connection)
             case .failure(let error):
                 self.logger.warning("upstream connect failed", metadata: ["backend": "\(key)", "error": "\(error)"])
+                self.settings.metrics.upstreamConnectFailures.increment()
                 self.recordOutcome(key, failed: true)
                 guard case .connecting = self.machine.state else {
                     return
@@ -369,6 +375,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         switch action {
         case .answer(let keepAlive):
+            self.settings.metrics.count(.upstreamFailed)
             let version = self.exchange?.head.version ?? .http1_1
             self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), version: version, keepAlive: keepAlive, context: context)
         case .closeClient:
@@ -409,6 +416,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private func recordOutcome(_ key: BackendKey, failed: Bool) {
         switch self.loop.recordOutcome(key, failed: failed) {
         case .ejected(let until):
+            self.settings.metrics.backendEjections.increment()
             self.logger.warning("backend ejected after failed requests", metadata: [
                 "backend": "\(key)", "for": "\(until - MonotonicInstant.now())",
             ])
@@ -476,6 +484,7 @@ extension ProxyServerHandler: UpstreamExchange {
                 return
             }
             self.cancelResponseTimer()
+            self.settings.metrics.count(.forwarded)
             exchange.upstreamKeepAlive = head.isKeepAlive
             self.exchange = exchange
             if let key = exchange.backend {

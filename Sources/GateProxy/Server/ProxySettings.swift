@@ -11,8 +11,10 @@ struct ProxySettings: Sendable {
     let outboundBufferBytes: Int
     /// Most backends one request tries to connect to (only connect failures are retried).
     let maximumConnectAttempts: Int
+    let metrics: GatewayMetrics
 
-    init(configuration: GatewayConfiguration) {
+    init(configuration: GatewayConfiguration, metrics: GatewayMetrics) {
+        self.metrics = metrics
         let limits = configuration.limits
         let timeouts = configuration.timeouts
         self.headLimits = limits.requestHead

@@ -1,10 +1,12 @@
 import ArgumentParser
+import CoreMetrics
 import GateCore
 import GateProxy
 import GateRules
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -95,15 +97,21 @@ struct GatewayCommand: AsyncParsableCommand {
         } catch let error as RulesError {
             throw ValidationError("\(error)")
         }
+        // swift-metrics for the whole process, exported in Prometheus' format on /metrics.
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        MetricsSystem.bootstrap(factory)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         do {
-            let gateway = try await Gateway.start(configuration: configuration, rules: rules, group: group, logger: logger)
+            let gateway = try await Gateway.start(
+                configuration: configuration, rules: rules, group: group, metrics: GatewayMetrics(factory: factory), logger: logger
+            )
             let watcher = configuration.rulesDirectory.map { directory in
                 RulesWatcher(gateway: gateway, directory: directory, logger: logger)
             }
             var admin: AdminServer?
             if let endpoint = configuration.admin {
-                admin = try await AdminServer.start(endpoint: endpoint, gateway: gateway, watcher: watcher, metrics: { "" }, group: group, logger: logger)
+                admin = try await AdminServer.start(endpoint: endpoint, gateway: gateway, watcher: watcher, metrics: { registry.emitToString() }, group: group, logger: logger)
             }
             let ports = gateway.ports.map(String.init).joined(separator: ",")
             print("gateway listening on port \(ports), rules \(rules.version)" + (admin.map { ", admin on port \($0.port)" } ?? ""))

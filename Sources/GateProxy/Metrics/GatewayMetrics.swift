@@ -1,0 +1,84 @@
+import CoreMetrics
+import GateCore
+import GateRules
+import Synchronization
+
+/// The gateway's metrics, made once through a swift-metrics factory (Prometheus in the CLI,
+/// whatever the caller passes in tests), so the hot path only increments.
+///
+/// Names follow Prometheus' conventions (`spikegate_` prefix, `_total` for counters); the
+/// admin listener's `/metrics` exports them.
+public final class GatewayMetrics: Sendable {
+    /// Why a request was answered the way it was.
+    enum Decision: String, CaseIterable {
+        /// Sent to a backend, whose answer went back.
+        case forwarded
+        /// Refused by the head check (smuggling, sizes, syntax).
+        case refused
+        /// No route matched.
+        case noRoute = "no_route"
+        /// No backend could be reached, or it failed before answering (502/503/504).
+        case upstreamFailed = "upstream_failed"
+    }
+
+    private let factory: any MetricsFactory
+    private let requests: [Decision: Counter]
+    private let timeouts: [ConnectionDeadlines.Expiry: Counter]
+    let connectionsOpen: Meter
+    let connectionsRefused: Counter
+    let upstreamConnectFailures: Counter
+    let backendEjections: Counter
+    let rulesReloaded: Counter
+    let rulesRefused: Counter
+    /// Backends whose gauges were set (a backend that left the rules is set to 0 once).
+    private let knownBackends = Mutex<Set<[String]>>([])
+
+    /// Metrics made by `factory` (default: the process-wide `MetricsSystem`).
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        self.requests = Dictionary(uniqueKeysWithValues: Decision.allCases.map { decision in
+            (decision, Counter(label: "spikegate_requests_total", dimensions: [("decision", decision.rawValue)], factory: factory))
+        })
+        let limits: [(ConnectionDeadlines.Expiry, String)] = [(.idle, "idle"), (.header, "header"), (.slowBody, "slow_body")]
+        self.timeouts = Dictionary(uniqueKeysWithValues: limits.map { expiry, name in
+            (expiry, Counter(label: "spikegate_client_timeouts_total", dimensions: [("limit", name)], factory: factory))
+        })
+        self.connectionsOpen = Meter(label: "spikegate_connections_open", factory: factory)
+        self.connectionsRefused = Counter(label: "spikegate_connections_refused_total", factory: factory)
+        self.upstreamConnectFailures = Counter(label: "spikegate_upstream_connect_failures_total", factory: factory)
+        self.backendEjections = Counter(label: "spikegate_backend_ejections_total", factory: factory)
+        self.rulesReloaded = Counter(label: "spikegate_rules_reloads_total", dimensions: [("result", "applied")], factory: factory)
+        self.rulesRefused = Counter(label: "spikegate_rules_reloads_total", dimensions: [("result", "refused")], factory: factory)
+    }
+
+    func count(_ decision: Decision) {
+        self.requests[decision]?.increment()
+    }
+
+    func count(_ expiry: ConnectionDeadlines.Expiry) {
+        self.timeouts[expiry]?.increment()
+    }
+
+    /// Sets the per-backend gauges (weights in configured units, 1 when taking traffic).
+    func record(_ backends: [BackendStatus]) {
+        var seen: Set<[String]> = []
+        for backend in backends {
+            let key = [backend.upstream, backend.endpoint.description]
+            seen.insert(key)
+            self.setBackend(key, weight: Double(backend.effectiveWeight) / Double(HealthBoard.scale), up: backend.effectiveWeight > 0)
+        }
+        let gone = self.knownBackends.withLock { known -> Set<[String]> in
+            defer { known = seen }
+            return known.subtracting(seen)
+        }
+        for key in gone {
+            self.setBackend(key, weight: 0, up: false)
+        }
+    }
+
+    private func setBackend(_ key: [String], weight: Double, up: Bool) {
+        let dimensions = [("upstream", key[0]), ("backend", key[1])]
+        Gauge(label: "spikegate_backend_effective_weight", dimensions: dimensions, factory: self.factory).record(weight)
+        Gauge(label: "spikegate_backend_up", dimensions: dimensions, factory: self.factory).record(up ? 1 : 0)
+    }
+}
