@@ -1,3 +1,4 @@
+import Foundation
 import GateCore
 import GateProxy
 import GateRules
@@ -129,6 +130,22 @@ import Testing
             #expect(response.status == 502)
             #expect(response.body.contains(#""code":-7"#))
             #expect(harness.backends.map(\.requests).reduce(0, +) == 1)
+        }
+    }
+}
+
+@Suite struct PipeliningTests {
+    @Test func pipelinedRequestsAreAnsweredInOrderOneAtATime() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            // Three requests in one write; the middle one is slow: answers still come in order.
+            let requests = "GET /first HTTP/1.1\r\nHost: gw\r\n\r\n"
+                + "GET /slow/300 HTTP/1.1\r\nHost: gw\r\n\r\n"
+                + "GET /third HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+            let result = try await harness.raw([Array(requests.utf8)])
+            #expect(result.closedByServer)
+            let statuses = result.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1
+            #expect(statuses == 3, "\(result.text)")
+            #expect(harness.backends[0].paths == ["/first", "/slow/300", "/third"])
         }
     }
 }

@@ -15,13 +15,18 @@
 public enum ForwardingHeaders {
     public typealias Field = (name: String, value: String)
 
-    private static let hopByHop: Set<String> = [
+    /// The hop-by-hop names, lower-case.
+    private static let hopByHop = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authorization", "proxy-authenticate",
     ]
-    private static let protected: Set<String> = [
-        "host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
-    ]
+    /// Names a `Connection` token cannot remove.
+    private static let protected = ["host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-request-id"]
+
+    /// Whether `name` is one of `names` (lower-case), ignoring ASCII case.
+    private static func isOne(of names: [String], _ name: String) -> Bool {
+        names.contains { name.equalsASCIICaseInsensitive($0) }
+    }
 
     /// The request fields to send upstream.
     /// - Parameters:
@@ -37,31 +42,28 @@ public enum ForwardingHeaders {
         scheme: String,
         newID: String
     ) -> [Field] {
-        let dropped = Self.droppedNames(fields)
+        let named = Self.namedByConnection(fields)
         var result: [Field] = []
         result.reserveCapacity(fields.count + 3)
         var forwardedFor: [String] = []
         var forwardedProto: String?
         var requestID: String?
         for field in fields {
-            let name = field.name.lowercased()
-            switch name {
-            case "x-forwarded-for":
+            let name = field.name
+            if name.equalsASCIICaseInsensitive("x-forwarded-for") {
                 if peerTrusted {
                     forwardedFor.append(field.value)
                 }
-            case "x-forwarded-proto":
+            } else if name.equalsASCIICaseInsensitive("x-forwarded-proto") {
                 if peerTrusted, forwardedProto == nil {
                     forwardedProto = field.value
                 }
-            case "x-request-id":
+            } else if name.equalsASCIICaseInsensitive("x-request-id") {
                 if peerTrusted, requestID == nil, Self.isValidRequestID(field.value) {
                     requestID = field.value
                 }
-            default:
-                if !dropped.contains(name) {
-                    result.append(field)
-                }
+            } else if !Self.isOne(of: Self.hopByHop, name) && !Self.isOne(of: named, name) {
+                result.append(field)
             }
         }
         forwardedFor.append(peer.description)
@@ -73,8 +75,13 @@ public enum ForwardingHeaders {
 
     /// The response fields to send to the client.
     public static func downstreamResponse(_ fields: [Field]) -> [Field] {
-        let dropped = Self.droppedNames(fields)
-        return fields.filter { !dropped.contains($0.name.lowercased()) }
+        let named = Self.namedByConnection(fields)
+        var result: [Field] = []
+        result.reserveCapacity(fields.count)
+        for field in fields where !Self.isOne(of: Self.hopByHop, field.name) && !Self.isOne(of: named, field.name) {
+            result.append(field)
+        }
+        return result
     }
 
     /// The request id that goes upstream (and back in the response) for these request fields.
@@ -82,18 +89,18 @@ public enum ForwardingHeaders {
         !value.isEmpty && value.utf8.count <= 128 && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// Lower-cased names to drop: the hop-by-hop set and what `Connection` names (but never a
-    /// protected name).
-    private static func droppedNames(_ fields: [Field]) -> Set<String> {
-        var dropped = Self.hopByHop
-        for field in fields where field.name.lowercased() == "connection" {
+    /// The lower-cased names the `Connection` headers list (never a protected name); empty
+    /// without allocating in the common case of no extra names.
+    private static func namedByConnection(_ fields: [Field]) -> [String] {
+        var named: [String] = []
+        for field in fields where field.name.equalsASCIICaseInsensitive("connection") {
             for token in field.value.split(separator: ",") {
-                let name = token.trimmingSpaces().lowercased()
-                if !name.isEmpty && !Self.protected.contains(name) {
-                    dropped.insert(name)
+                let name = token.trimmingSpaces()
+                if !name.isEmpty && !Self.isOne(of: Self.hopByHop, String(name)) && !Self.isOne(of: Self.protected, String(name)) {
+                    named.append(name.lowercased())
                 }
             }
         }
-        return dropped
+        return named
     }
 }

@@ -91,15 +91,12 @@ public enum RequestHeadCheck {
             guard !value.utf8.contains(where: { $0 == 0 || $0 == 0x0D || $0 == 0x0A }) else {
                 return .failure(.badRequest("header \(name) has a NUL, CR or LF in its value"))
             }
-            switch name.lowercased() {
-            case "content-length":
+            if name.equalsASCIICaseInsensitive("content-length") {
                 contentLengths.append(value)
-            case "transfer-encoding":
+            } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
                 transferEncodings.append(value)
-            case "host":
+            } else if name.equalsASCIICaseInsensitive("host") {
                 hosts += 1
-            default:
-                break
             }
         }
         guard headerBytes <= limits.maximumHeaderBytes else {

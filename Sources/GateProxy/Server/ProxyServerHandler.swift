@@ -23,8 +23,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// The request being forwarded.
-    private struct Exchange {
+    /// The request being forwarded (a class: it is updated in place, never copied).
+    private final class Exchange {
         let head: HTTPRequestHead
         let upstreamHead: HTTPRequestHead
         let upstream: Upstream
@@ -34,6 +34,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var connectStarted = false
         var bodyBytes = 0
         var upstreamKeepAlive = true
+
+        init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, upstream: Upstream) {
+            self.head = head
+            self.upstreamHead = upstreamHead
+            self.upstream = upstream
+        }
     }
 
     private let loop: LoopState
@@ -187,10 +193,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var upstreamFields = ForwardingHeaders.upstreamRequest(fields, peer: self.peer, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
         var expectsContinue = false
         upstreamFields.removeAll { field in
-            guard field.name.count == 6, field.name.lowercased() == "expect" else {
+            guard field.name.equalsASCIICaseInsensitive("expect") else {
                 return false
             }
-            expectsContinue = field.value.lowercased() == "100-continue"
+            expectsContinue = field.value.equalsASCIICaseInsensitive("100-continue")
             return true
         }
         switch framing {
@@ -198,7 +204,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             upstreamFields.append((name: "Transfer-Encoding", value: "chunked"))
         case .none where head.method == .POST || head.method == .PUT || head.method == .PATCH:
             // Without it NIO's encoder would frame an empty body as chunked.
-            upstreamFields.removeAll { $0.name.lowercased() == "content-length" }
+            upstreamFields.removeAll { $0.name.equalsASCIICaseInsensitive("content-length") }
             upstreamFields.append((name: "Content-Length", value: "0"))
         case .none, .contentLength:
             break
@@ -216,18 +222,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     /// Starts looking for an upstream connection unless that has begun.
     private func connectOnce() {
-        guard var exchange = self.exchange, !exchange.connectStarted else {
+        guard let exchange = self.exchange, !exchange.connectStarted else {
             return
         }
         exchange.connectStarted = true
-        self.exchange = exchange
         self.connectUpstream()
     }
 
     private func received(body: ByteBuffer, context: ChannelHandlerContext) {
-        if var exchange = self.exchange {
+        if let exchange = self.exchange {
             exchange.bodyBytes += body.readableBytes
-            self.exchange = exchange
             if exchange.bodyBytes > self.settings.headLimits.maximumBodyBytes {
                 return self.bodyTooLarge(context: context)
             }
@@ -304,7 +308,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     // MARK: - Upstream side
 
     private func connectUpstream() {
-        guard var exchange = self.exchange else {
+        guard let exchange = self.exchange else {
             return
         }
         guard exchange.tried.count < self.settings.maximumConnectAttempts,
@@ -316,7 +320,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         exchange.tried.append(backend.endpoint)
         exchange.backend = BackendKey(upstream: exchange.upstream.name, endpoint: backend.endpoint)
-        self.exchange = exchange
         if let connection = self.loop.pool.takeIdle(backend.endpoint) {
             return self.bind(connection)
         }
@@ -471,7 +474,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
 extension ProxyServerHandler: UpstreamExchange {
     func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let context = self.context, var exchange = self.exchange else {
+        guard let context = self.context, let exchange = self.exchange else {
             return
         }
         switch part {
@@ -486,7 +489,6 @@ extension ProxyServerHandler: UpstreamExchange {
             self.cancelResponseTimer()
             self.settings.metrics.count(.forwarded)
             exchange.upstreamKeepAlive = head.isKeepAlive
-            self.exchange = exchange
             if let key = exchange.backend {
                 self.recordOutcome(key, failed: head.status.code >= 500)
             }

@@ -1,0 +1,18 @@
+extension StringProtocol {
+    /// Whether this equals `lowercase` (which must be lower-case ASCII) ignoring ASCII case,
+    /// without allocating: HTTP field names are compared this way on every request.
+    @inlinable
+    public func equalsASCIICaseInsensitive(_ lowercase: String) -> Bool {
+        var other = lowercase.utf8.makeIterator()
+        for byte in self.utf8 {
+            guard let expected = other.next() else {
+                return false
+            }
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if folded != expected {
+                return false
+            }
+        }
+        return other.next() == nil
+    }
+}
