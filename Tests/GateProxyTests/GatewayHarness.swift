@@ -104,6 +104,27 @@ struct GatewayHarness {
         try await RawTCPExchange.send(chunks, pause: pause, port: self.port, from: localAddress, timeout: timeout, group: self.group)
     }
 
+    /// Whether `connection` is closed (by the gateway) within `bound`; the bound only keeps a
+    /// broken build from hanging the suite.
+    func closes(_ connection: HTTPTestConnection, within bound: Duration = .seconds(10)) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                (try? await connection.closed.get()) != nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: bound)
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first {
+                // Lets the waiting child finish: a future's wait cannot be cancelled.
+                await connection.close()
+            }
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// Raw bytes sent by all backends together on proxied (non-health-check) connections.
     var proxiedBytes: Int {
         self.backends.reduce(0) { $0 + $1.proxiedBytes }

@@ -46,7 +46,22 @@ import Testing
             let connection = try await harness.connect()
             let response = try await connection.request(.GET, "/x")
             #expect(response.status == 200)
-            try await connection.closed.get()
+            let closed = await harness.closes(connection)
+            #expect(closed)
+        }
+    }
+
+    @Test func aConnectionAnsweredLocallyStillIdlesOut() async throws {
+        try await GatewayHarness.with(weights: [1], configure: { configuration in
+            configuration.timeouts.idle = .milliseconds(300)
+        }) { harness in
+            await harness.backends[0].stop()
+            let connection = try await harness.connect()
+            let response = try await connection.request(.GET, "/x")
+            #expect(response.status == 502 || response.status == 503)
+            // Kept alive after the local answer, then closed by the idle timeout.
+            let closed = await harness.closes(connection)
+            #expect(closed)
         }
     }
 

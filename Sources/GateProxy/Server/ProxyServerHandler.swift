@@ -381,6 +381,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.settings.metrics.count(.upstreamFailed)
             let version = self.exchange?.head.version ?? .http1_1
             self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), version: version, keepAlive: keepAlive, context: context)
+            if keepAlive, case .idle = self.machine.state {
+                // The exchange is over (the request had ended): the idle clock starts.
+                self.exchange = nil
+                self.connectionGuard.responseEnded()
+            }
         case .closeClient:
             context.close(promise: nil)
         case .none:
