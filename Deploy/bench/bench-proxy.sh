@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# make bench-proxy: the gateway's proxy cost next to nginx and HAProxy, in the same run.
+#
+# One fast backend (nginx, `return 200 "ok"`, keep-alive) and four targets loaded by
+# `wrk -t1 -c CONCURRENCY -d DURATION --latency`:
+#   direct     the backend itself
+#   spikegate  `spikegate gateway --threads 1` proxying to it (rules: one upstream, route /)
+#   nginx      nginx, worker_processes 1, upstream keepalive 128, HTTP/1.1 to the backend
+#   haproxy    HAProxy, nbthread 1, mode http, http-reuse always
+# Every proxy gets one worker thread, the backend one worker process. The targets are loaded
+# in turn, ROUNDS times, each round in another order (rotated): this 2-core machine drifts
+# 2-3x over minutes, so only figures from the same run (ratios) mean anything.
+#
+# Per run: req/s, p50 and p99 (wrk's latency distribution), and the CPU time the proxy (and
+# the backend) used during the run, from /proc/PID/stat utime+stime, divided by the requests
+# wrk counted: µs of CPU per request. The table gives medians over the rounds; its ratios are
+# medians of the per-round ratios (the targets of one round ran within a minute of each other).
+# Raw figures go to bench-results/bench-proxy-TIMESTAMP.txt.
+# Fails (exit 1) when any wrk run saw non-2xx/3xx responses or socket errors, or a server died.
+#
+# Knobs: ROUNDS (3), DURATION seconds per wrk run (10), CONCURRENCY (100), WARMUP seconds per
+# target before round 1 (2, 0 = none, not recorded), PAUSE seconds between runs (1),
+# SPIKEGATE_BIN (.build/release/spikegate), SKIP_SPIKEGATE=1 (leave the gateway out: nginx and
+# HAProxy against the backend only, for checking the set-up without a release build).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source Deploy/bench/redis-lib.sh # free_port
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONCURRENCY=${CONCURRENCY:-100}
+WARMUP=${WARMUP:-2}
+PAUSE=${PAUSE:-1}
+SPIKEGATE_BIN=${SPIKEGATE_BIN:-.build/release/spikegate}
+SKIP_SPIKEGATE=${SKIP_SPIKEGATE:-0}
+CLK_TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/spikegate-bench-proxy.XXXXXX)
+BACKEND_PID="" GATEWAY_PID="" NGINX_PID="" HAPROXY_PID=""
+
+stop_pid() { if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi; }
+cleanup() {
+  stop_pid "$GATEWAY_PID"
+  stop_pid "$NGINX_PID"
+  stop_pid "$HAPROXY_PID"
+  stop_pid "$BACKEND_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in wrk nginx haproxy; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: make deps-bench-proxy" >&2; exit 1; }
+done
+if [ "$SKIP_SPIKEGATE" != 1 ] && [ ! -x "$SPIKEGATE_BIN" ]; then
+  echo "no gateway binary at $SPIKEGATE_BIN (make release, or SPIKEGATE_BIN=..., or SKIP_SPIKEGATE=1)" >&2
+  exit 1
+fi
+
+wait_http() { # wait_http PORT PID NAME: the port accepts connections while PID lives
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { echo "$3 exited before listening on 127.0.0.1:$1" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "$3: nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+check_ok() { # check_ok PORT NAME: GET / answers 200 with body "ok"
+  local reply
+  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
+    printf "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
+    cat <&3' "$1" | tr -d '\r') || true
+  if ! head -1 <<<"$reply" | grep -q '^HTTP/1.1 200' || [ "$(tail -1 <<<"$reply")" != ok ]; then
+    echo "$2 on 127.0.0.1:$1 does not answer 200 \"ok\"; it answered:" >&2
+    echo "$reply" >&2
+    return 1
+  fi
+}
+
+# nginx_conf DIR PORT LOCATION [HTTP-LINE...]: one worker, no access log, keep-alive without a
+# request cap (nginx closes a client connection after 1,000 requests by default).
+nginx_conf() {
+  local dir=$1 port=$2 location=$3; shift 3
+  mkdir -p "$dir/logs"
+  {
+    echo "worker_processes 1; pid $dir/nginx.pid; error_log $dir/logs/error.log warn;"
+    echo "events { worker_connections 4096; }"
+    echo "http { access_log off; keepalive_requests 1000000;"
+    if [ $# -gt 0 ]; then printf '  %s\n' "$@"; fi
+    echo "  server { listen 127.0.0.1:$port; location / { $location } }"
+    echo "}"
+  } >"$dir/nginx.conf"
+}
+
+start_backend() {
+  BACKEND_PORT=$(free_port)
+  nginx_conf "$WORK/backend" "$BACKEND_PORT" 'return 200 "ok";'
+  nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
+  BACKEND_PID=$!
+  wait_http "$BACKEND_PORT" "$BACKEND_PID" "backend nginx"
+}
+
+start_gateway() {
+  GATEWAY_PORT=$(free_port)
+  mkdir -p "$WORK/rules"
+  cat >"$WORK/rules/upstreams.yaml" <<YAML
+upstreams:
+  bench:
+    backends:
+      - address: 127.0.0.1:$BACKEND_PORT
+        weight: 1
+    slow_start: 0s
+routes:
+  - prefix: /
+    upstream: bench
+YAML
+  "$SPIKEGATE_BIN" gateway --listen "127.0.0.1:$GATEWAY_PORT" --rules "$WORK/rules" --threads 1 \
+    >"$WORK/gateway.log" 2>&1 &
+  GATEWAY_PID=$!
+  for _ in $(seq 1 200); do
+    grep -q '^gateway listening on port' "$WORK/gateway.log" && break
+    kill -0 "$GATEWAY_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if ! grep -q '^gateway listening on port' "$WORK/gateway.log"; then
+    echo "spikegate gateway did not say it listens; its log:" >&2
+    cat "$WORK/gateway.log" >&2
+    return 1
+  fi
+  wait_http "$GATEWAY_PORT" "$GATEWAY_PID" "spikegate gateway"
+}
+
+start_nginx_proxy() {
+  NGINX_PORT=$(free_port)
+  nginx_conf "$WORK/nginx" "$NGINX_PORT" \
+    'proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";' \
+    "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }"
+  nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+  NGINX_PID=$!
+  wait_http "$NGINX_PORT" "$NGINX_PID" "nginx proxy"
+}
+
+start_haproxy() {
+  HAPROXY_PORT=$(free_port)
+  cat >"$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout http-keep-alive 30s
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend backend
+backend backend
+  server b1 127.0.0.1:$BACKEND_PORT
+CFG
+  haproxy -c -q -f "$WORK/haproxy.cfg"
+  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
+  wait_http "$HAPROXY_PORT" "$HAPROXY_PID" "haproxy"
+}
+
+pids_of() { # pids_of PID: the process and its children (nginx: master and worker)
+  echo "$1"
+  pgrep -P "$1" || true
+}
+
+cpu_ticks() { # cpu_ticks PID...: utime+stime (fields 14 and 15 of /proc/PID/stat), summed
+  local total=0 pid stat fields
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat") || { echo "process $pid is gone" >&2; return 1; }
+    read -r -a fields <<<"${stat##*) }" # fields[0] is field 3 (state): the comm may hold spaces
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# to_us VALUE: wrk's 612.00us / 1.23ms / 1.01s / 1.00m in µs.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    f = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : (u == "m") ? 60000000 : -1
+    if (f < 0) { print "?"; exit 1 }
+    printf "%.0f\n", n * f }'
+}
+
+# run_wrk PORT SECONDS: sets RPS REQS P50 P99 (µs) ERRORS from one wrk run.
+run_wrk() {
+  local out rc=0
+  out=$(timeout $(($2 + 30)) wrk -t1 -c "$CONCURRENCY" -d "${2}s" --latency "http://127.0.0.1:$1/" 2>&1) || rc=$?
+  echo "$out" >>"$WORK/wrk.log"
+  RPS=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
+  REQS=$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")
+  P50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  ERRORS=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); e = e (e == "" ? "" : "; ") $0} END {print e}' <<<"$out")
+  if [ "$rc" != 0 ] || [ -z "$RPS" ] || [ -z "$REQS" ] || [ -z "$P50" ] || [ -z "$P99" ]; then
+    ERRORS="${ERRORS:+$ERRORS; }wrk exit $rc: $(tr '\n' ' ' <<<"$out" | cut -c1-300)"
+    RPS=${RPS:-0} REQS=${REQS:-0} P50=0 P99=0
+  else
+    P50=$(to_us "$P50") P99=$(to_us "$P99")
+  fi
+  ERRORS=${ERRORS:-none}
+}
+
+declare -A PORT PID
+start_backend
+PORT[direct]=$BACKEND_PORT PID[direct]=""
+TARGETS=(direct)
+if [ "$SKIP_SPIKEGATE" != 1 ]; then
+  start_gateway
+  PORT[spikegate]=$GATEWAY_PORT PID[spikegate]=$GATEWAY_PID
+  TARGETS+=(spikegate)
+fi
+start_nginx_proxy
+PORT[nginx]=$NGINX_PORT PID[nginx]=$NGINX_PID
+start_haproxy
+PORT[haproxy]=$HAPROXY_PORT PID[haproxy]=$HAPROXY_PID
+TARGETS+=(nginx haproxy)
+for target in "${TARGETS[@]}"; do check_ok "${PORT[$target]}" "$target"; done
+
+mkdir -p bench-results
+RESULT_FILE=bench-results/bench-proxy-$(date +%Y%m%d-%H%M%S).txt
+{
+  echo "# make bench-proxy $(date -Iseconds) on $(hostname), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "# wrk -t1 -c$CONCURRENCY -d${DURATION}s --latency, $ROUNDS rounds (order rotated each round), warm-up ${WARMUP}s per target"
+  echo "# one worker thread per proxy: spikegate gateway --threads 1 ($SPIKEGATE_BIN$([ "$SKIP_SPIKEGATE" = 1 ] && echo ', SKIPPED')),"
+  echo "#   nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') worker_processes 1 (upstream keepalive 128), haproxy $(haproxy -v | awk 'NR==1 {print $3}') nbthread 1 (http-reuse always);"
+  echo "#   backend: nginx worker_processes 1, return 200 \"ok\", keep-alive; $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}')"
+  echo "# CPU: utime+stime from /proc/PID/stat over the wrk run (CLK_TCK $CLK_TCK; nginx: master+worker), per request wrk counted"
+  echo "# round order target req/s requests p50_us p99_us proxy_ticks proxy_cpu_us_per_req backend_ticks backend_cpu_us_per_req errors"
+} | tee "$RESULT_FILE"
+
+FAILURES=()
+check_alive() {
+  local target
+  for target in "${TARGETS[@]}"; do
+    local pid=${PID[$target]:-$BACKEND_PID}
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$target (pid $pid) died; logs:" >&2
+      tail -n 20 "$WORK"/*.log "$WORK"/*/logs/error.log 2>/dev/null >&2 || true
+      exit 1
+    fi
+  done
+}
+
+if [ "$WARMUP" -gt 0 ]; then
+  for target in "${TARGETS[@]}"; do
+    run_wrk "${PORT[$target]}" "$WARMUP"
+    [ "$ERRORS" = none ] || FAILURES+=("warm-up $target: $ERRORS")
+  done
+  echo "# warm-up: ${WARMUP}s per target${FAILURES:+ (errors: ${FAILURES[*]})}" | tee -a "$RESULT_FILE"
+fi
+
+per_req_us() { # per_req_us TICKS REQUESTS -> µs of CPU per request
+  awk -v t="$1" -v r="$2" -v hz="$CLK_TCK" 'BEGIN { if (r > 0) printf "%.2f\n", t * 1000000 / hz / r; else print "nan" }'
+}
+
+COUNT=${#TARGETS[@]}
+for round in $(seq 1 "$ROUNDS"); do
+  for position in $(seq 0 $((COUNT - 1))); do
+    target=${TARGETS[$(((position + round - 1) % COUNT))]}
+    proxy_pids=() proxy_before=0
+    if [ -n "${PID[$target]}" ]; then
+      mapfile -t proxy_pids < <(pids_of "${PID[$target]}")
+      proxy_before=$(cpu_ticks "${proxy_pids[@]}")
+    fi
+    mapfile -t backend_pids < <(pids_of "$BACKEND_PID")
+    backend_before=$(cpu_ticks "${backend_pids[@]}")
+    run_wrk "${PORT[$target]}" "$DURATION"
+    backend_ticks=$(( $(cpu_ticks "${backend_pids[@]}") - backend_before ))
+    if [ ${#proxy_pids[@]} -gt 0 ]; then
+      proxy_ticks=$(( $(cpu_ticks "${proxy_pids[@]}") - proxy_before ))
+      proxy_us=$(per_req_us "$proxy_ticks" "$REQS")
+    else
+      proxy_ticks=- proxy_us=-
+    fi
+    backend_us=$(per_req_us "$backend_ticks" "$REQS")
+    echo "$round $((position + 1)) $target $RPS $REQS $P50 $P99 $proxy_ticks $proxy_us $backend_ticks $backend_us $ERRORS" \
+      | tee -a "$RESULT_FILE"
+    [ "$ERRORS" = none ] || FAILURES+=("round $round $target: $ERRORS")
+    check_alive
+    sleep "$PAUSE"
+  done
+done
+
+# The table: medians over rounds; ratios are medians of the per-round ratios.
+{
+  echo
+  awk -v targets="${TARGETS[*]}" -v rounds="$ROUNDS" '
+    function median(list,   a, n, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      if (n == 0) return "nan"
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(key, value) { col[key] = col[key] (col[key] == "" ? "" : " ") value }
+    function ms(us) { return (us == "nan" || us == "") ? "-" : sprintf("%.2fms", us / 1000) }
+    function num(v, fmt) { return (v == "nan" || v == "") ? "-" : sprintf(fmt, v) }
+    /^#/ || NF < 12 { next }
+    { r = $1; t = $3; rps[r, t] = $4; p50[r, t] = $6; p99[r, t] = $7; cpu[r, t] = $9; bcpu[r, t] = $11
+      add(t " rps", $4); add(t " p50", $6); add(t " p99", $7); add(t " bcpu", $11)
+      if ($9 != "-") add(t " cpu", $9) }
+    END {
+      n = split(targets, tg, " ")
+      for (r = 1; r <= rounds; r++) {
+        for (i = 1; i <= n; i++) {
+          t = tg[i]
+          if (rps[r, "direct"] > 0) add(t " rps/direct", rps[r, t] / rps[r, "direct"])
+          if (p50[r, "direct"] > 0) add(t " p50/direct", p50[r, t] / p50[r, "direct"])
+          if (p99[r, "direct"] > 0) add(t " p99/direct", p99[r, t] / p99[r, "direct"])
+        }
+        if (rps[r, "spikegate"] == "") continue
+        for (j = 1; j <= 2; j++) {
+          o = (j == 1) ? "nginx" : "haproxy"
+          if (rps[r, o] > 0) add("vs " o " rps", rps[r, "spikegate"] / rps[r, o])
+          if (p50[r, o] > 0) add("vs " o " p50", p50[r, "spikegate"] / p50[r, o])
+          if (p99[r, o] > 0) add("vs " o " p99", p99[r, "spikegate"] / p99[r, o])
+          if (cpu[r, o] > 0) add("vs " o " cpu", cpu[r, "spikegate"] / cpu[r, o])
+        }
+      }
+      printf "%-10s %9s %9s %9s %9s %9s %9s %11s %11s\n", "target", "req/s", "x direct", "p50", "x direct", "p99", "x direct", "proxy CPU", "backend CPU"
+      for (i = 1; i <= n; i++) {
+        t = tg[i]
+        printf "%-10s %9d %9s %9s %9s %9s %9s %11s %11s\n", t, median(col[t " rps"]), num(median(col[t " rps/direct"]), "%.2f"),
+          ms(median(col[t " p50"])), num(median(col[t " p50/direct"]), "%.2f"),
+          ms(median(col[t " p99"])), num(median(col[t " p99/direct"]), "%.2f"),
+          (col[t " cpu"] == "" ? "-" : sprintf("%.2fus/req", median(col[t " cpu"]))),
+          sprintf("%.2fus/req", median(col[t " bcpu"]))
+      }
+      for (j = 1; j <= 2; j++) {
+        o = (j == 1) ? "nginx" : "haproxy"
+        if (col["vs " o " rps"] == "") continue
+        printf "spikegate/%-8s req/s %.2f  p50 %s  p99 %s  proxy CPU/request %s\n", o, median(col["vs " o " rps"]),
+          num(median(col["vs " o " p50"]), "%.2f"), num(median(col["vs " o " p99"]), "%.2f"), num(median(col["vs " o " cpu"]), "%.2f")
+      }
+    }' "$RESULT_FILE"
+  echo "(medians over $ROUNDS rounds of wrk -t1 -c$CONCURRENCY -d${DURATION}s; each proxy has one worker thread:"
+  echo " spikegate --threads 1, nginx worker_processes 1, haproxy nbthread 1; the backend is nginx with one worker."
+  echo " x direct and spikegate/... are medians of the per-round ratios. proxy CPU: the proxy process's"
+  echo " utime+stime during the run per request (nginx: master+worker); backend CPU: the backend nginx's.)"
+} | tee -a "$RESULT_FILE"
+echo "raw figures: $RESULT_FILE"
+
+if [ ${#FAILURES[@]} -gt 0 ]; then
+  echo "FAILED: wrk saw errors:" >&2
+  printf '  %s\n' "${FAILURES[@]}" >&2
+  exit 1
+fi
