@@ -9,9 +9,10 @@ DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx
+BENCH_PROXY_PACKAGES := wrk nginx haproxy
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: help deps deps-bench deps-bench-node build release test demo bench-redis bench-node clean
+.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy build release test demo bench-redis bench-node bench-proxy clean
 
 help:
 	@echo "make demo         install missing packages, build, run the flash-sale demo"
@@ -21,6 +22,7 @@ help:
 	@echo "make release      release build"
 	@echo "make bench-redis  GateRedis vs redis-benchmark on the same server, as ratios"
 	@echo "make bench-node   ab and wrk against one ticket node and 4 nodes behind nginx (weights 1-4)"
+	@echo "make bench-proxy  wrk through spikegate gateway, nginx and haproxy (one thread each) to one backend, vs direct"
 
 # Installs only what is missing; `apt-get update` runs once, and only when something is missing.
 deps:
@@ -38,6 +40,9 @@ deps-bench:
 
 deps-bench-node:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_NODE_PACKAGES)"
+
+deps-bench-proxy:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_PROXY_PACKAGES)"
 
 build: deps
 	$(SWIFT) build
@@ -59,6 +64,10 @@ bench-redis: deps-bench release
 
 bench-node: deps-bench-node release
 	@bash Deploy/bench/bench-node.sh
+
+# Knobs: ROUNDS, DURATION, CONCURRENCY, WARMUP, SPIKEGATE_BIN, SKIP_SPIKEGATE (see the script).
+bench-proxy: deps-bench-proxy release
+	@bash Deploy/bench/bench-proxy.sh
 
 clean:
 	rm -rf .build
