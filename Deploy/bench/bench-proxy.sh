@@ -18,10 +18,17 @@
 # Raw figures go to bench-results/bench-proxy-TIMESTAMP.txt.
 # Fails (exit 1) when any wrk run saw non-2xx/3xx responses or socket errors, or a server died.
 #
+# Each run also counts the connections the backend accepted (its stub_status): a proxy that
+# reuses its upstream connections opens about as many as it has requests in flight.
+#
+# The gateway keeps up to GATEWAY_UPSTREAM_IDLE (128, as nginx's `keepalive 128`) idle upstream
+# connections (config `limits.upstream_idle_per_loop`; the gateway's own default, 64, is below
+# wrk's 100 connections and makes it close and redial backend connections all the time).
+#
 # Knobs: ROUNDS (3), DURATION seconds per wrk run (10), CONCURRENCY (100), WARMUP seconds per
 # target before round 1 (2, 0 = none, not recorded), PAUSE seconds between runs (1),
-# SPIKEGATE_BIN (.build/release/spikegate), SKIP_SPIKEGATE=1 (leave the gateway out: nginx and
-# HAProxy against the backend only, for checking the set-up without a release build).
+# SPIKEGATE_BIN (.build/release/spikegate), GATEWAY_UPSTREAM_IDLE (128), SKIP_SPIKEGATE=1
+# (leave the gateway out: nginx and HAProxy only, to check the set-up without a release build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Deploy/bench/redis-lib.sh # free_port
@@ -33,6 +40,7 @@ WARMUP=${WARMUP:-2}
 PAUSE=${PAUSE:-1}
 SPIKEGATE_BIN=${SPIKEGATE_BIN:-.build/release/spikegate}
 SKIP_SPIKEGATE=${SKIP_SPIKEGATE:-0}
+GATEWAY_UPSTREAM_IDLE=${GATEWAY_UPSTREAM_IDLE:-128}
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/spikegate-bench-proxy.XXXXXX)
 BACKEND_PID="" GATEWAY_PID="" NGINX_PID="" HAPROXY_PID=""
@@ -65,11 +73,15 @@ wait_http() { # wait_http PORT PID NAME: the port accepts connections while PID 
   return 1
 }
 
+http_get() { # http_get PORT PATH: the whole answer (head and body), without CRs
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
+    printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$1" >&3
+    cat <&3' "$1" "$2" | tr -d '\r'
+}
+
 check_ok() { # check_ok PORT NAME: GET / answers 200 with body "ok"
   local reply
-  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
-    printf "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
-    cat <&3' "$1" | tr -d '\r') || true
+  reply=$(http_get "$1" /) || true
   if ! head -1 <<<"$reply" | grep -q '^HTTP/1.1 200' || [ "$(tail -1 <<<"$reply")" != ok ]; then
     echo "$2 on 127.0.0.1:$1 does not answer 200 \"ok\"; it answered:" >&2
     echo "$reply" >&2
@@ -77,24 +89,25 @@ check_ok() { # check_ok PORT NAME: GET / answers 200 with body "ok"
   fi
 }
 
-# nginx_conf DIR PORT LOCATION [HTTP-LINE...]: one worker, no access log, keep-alive without a
-# request cap (nginx closes a client connection after 1,000 requests by default).
+# nginx_conf DIR PORT SERVER-BODY [HTTP-LINE...]: one worker, no access log, keep-alive without
+# a request cap (nginx closes a client connection after 1,000 requests by default).
 nginx_conf() {
-  local dir=$1 port=$2 location=$3; shift 3
+  local dir=$1 port=$2 body=$3; shift 3
   mkdir -p "$dir/logs"
   {
     echo "worker_processes 1; pid $dir/nginx.pid; error_log $dir/logs/error.log warn;"
     echo "events { worker_connections 4096; }"
     echo "http { access_log off; keepalive_requests 1000000;"
     if [ $# -gt 0 ]; then printf '  %s\n' "$@"; fi
-    echo "  server { listen 127.0.0.1:$port; location / { $location } }"
+    echo "  server { listen 127.0.0.1:$port; $body }"
     echo "}"
   } >"$dir/nginx.conf"
 }
 
 start_backend() {
   BACKEND_PORT=$(free_port)
-  nginx_conf "$WORK/backend" "$BACKEND_PORT" 'return 200 "ok";'
+  nginx_conf "$WORK/backend" "$BACKEND_PORT" \
+    'location / { return 200 "ok"; } location = /nginx-status { stub_status; }'
   nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
   BACKEND_PID=$!
   wait_http "$BACKEND_PORT" "$BACKEND_PID" "backend nginx"
@@ -114,26 +127,23 @@ routes:
   - prefix: /
     upstream: bench
 YAML
-  "$SPIKEGATE_BIN" gateway --listen "127.0.0.1:$GATEWAY_PORT" --rules "$WORK/rules" --threads 1 \
+  cat >"$WORK/gateway.yaml" <<YAML
+limits:
+  upstream_idle_per_loop: $GATEWAY_UPSTREAM_IDLE
+YAML
+  "$SPIKEGATE_BIN" gateway --config "$WORK/gateway.yaml" --listen "127.0.0.1:$GATEWAY_PORT" \
+    --rules "$WORK/rules" --threads 1 \
     >"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!
-  for _ in $(seq 1 200); do
-    grep -q '^gateway listening on port' "$WORK/gateway.log" && break
-    kill -0 "$GATEWAY_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  if ! grep -q '^gateway listening on port' "$WORK/gateway.log"; then
-    echo "spikegate gateway did not say it listens; its log:" >&2
-    cat "$WORK/gateway.log" >&2
-    return 1
-  fi
-  wait_http "$GATEWAY_PORT" "$GATEWAY_PID" "spikegate gateway"
+  # Readiness is the port accepting: the "gateway listening on port N" line goes to stdout
+  # through a buffered stdio stream, so into a file it arrives only when the gateway exits.
+  wait_http "$GATEWAY_PORT" "$GATEWAY_PID" "spikegate gateway" || { cat "$WORK/gateway.log" >&2; return 1; }
 }
 
 start_nginx_proxy() {
   NGINX_PORT=$(free_port)
   nginx_conf "$WORK/nginx" "$NGINX_PORT" \
-    'proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";' \
+    'location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }' \
     "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }"
   nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
   NGINX_PID=$!
@@ -164,6 +174,10 @@ CFG
   haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
   wait_http "$HAPROXY_PORT" "$HAPROXY_PID" "haproxy"
+}
+
+backend_accepts() { # connections the backend accepted so far (its stub_status, this one included)
+  http_get "$BACKEND_PORT" /nginx-status | awk '$1 == "server" {getline; print $1}'
 }
 
 pids_of() { # pids_of PID: the process and its children (nginx: master and worker)
@@ -228,13 +242,18 @@ for target in "${TARGETS[@]}"; do check_ok "${PORT[$target]}" "$target"; done
 mkdir -p bench-results
 RESULT_FILE=bench-results/bench-proxy-$(date +%Y%m%d-%H%M%S).txt
 {
-  echo "# make bench-proxy $(date -Iseconds) on $(hostname), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "# make bench-proxy $(date -Iseconds) on $(hostname), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+changes')"
   echo "# wrk -t1 -c$CONCURRENCY -d${DURATION}s --latency, $ROUNDS rounds (order rotated each round), warm-up ${WARMUP}s per target"
-  echo "# one worker thread per proxy: spikegate gateway --threads 1 ($SPIKEGATE_BIN$([ "$SKIP_SPIKEGATE" = 1 ] && echo ', SKIPPED')),"
+  if [ "$SKIP_SPIKEGATE" = 1 ]; then
+    echo "# one worker thread per proxy: spikegate SKIPPED (SKIP_SPIKEGATE=1),"
+  else
+    echo "# one worker thread per proxy: spikegate $("$SPIKEGATE_BIN" --version) gateway --threads 1 ($SPIKEGATE_BIN,"
+    echo "#   limits.upstream_idle_per_loop $GATEWAY_UPSTREAM_IDLE),"
+  fi
   echo "#   nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') worker_processes 1 (upstream keepalive 128), haproxy $(haproxy -v | awk 'NR==1 {print $3}') nbthread 1 (http-reuse always);"
   echo "#   backend: nginx worker_processes 1, return 200 \"ok\", keep-alive; $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}')"
   echo "# CPU: utime+stime from /proc/PID/stat over the wrk run (CLK_TCK $CLK_TCK; nginx: master+worker), per request wrk counted"
-  echo "# round order target req/s requests p50_us p99_us proxy_ticks proxy_cpu_us_per_req backend_ticks backend_cpu_us_per_req errors"
+  echo "# round order target req/s requests p50_us p99_us proxy_ticks proxy_cpu_us_per_req backend_ticks backend_cpu_us_per_req backend_conns errors"
 } | tee "$RESULT_FILE"
 
 FAILURES=()
@@ -272,9 +291,11 @@ for round in $(seq 1 "$ROUNDS"); do
       proxy_before=$(cpu_ticks "${proxy_pids[@]}")
     fi
     mapfile -t backend_pids < <(pids_of "$BACKEND_PID")
+    accepts_before=$(backend_accepts)
     backend_before=$(cpu_ticks "${backend_pids[@]}")
     run_wrk "${PORT[$target]}" "$DURATION"
     backend_ticks=$(( $(cpu_ticks "${backend_pids[@]}") - backend_before ))
+    backend_conns=$(( $(backend_accepts) - accepts_before - 1 )) # less the status request's own
     if [ ${#proxy_pids[@]} -gt 0 ]; then
       proxy_ticks=$(( $(cpu_ticks "${proxy_pids[@]}") - proxy_before ))
       proxy_us=$(per_req_us "$proxy_ticks" "$REQS")
@@ -282,7 +303,7 @@ for round in $(seq 1 "$ROUNDS"); do
       proxy_ticks=- proxy_us=-
     fi
     backend_us=$(per_req_us "$backend_ticks" "$REQS")
-    echo "$round $((position + 1)) $target $RPS $REQS $P50 $P99 $proxy_ticks $proxy_us $backend_ticks $backend_us $ERRORS" \
+    echo "$round $((position + 1)) $target $RPS $REQS $P50 $P99 $proxy_ticks $proxy_us $backend_ticks $backend_us $backend_conns $ERRORS" \
       | tee -a "$RESULT_FILE"
     [ "$ERRORS" = none ] || FAILURES+=("round $round $target: $ERRORS")
     check_alive
@@ -303,9 +324,9 @@ done
     function add(key, value) { col[key] = col[key] (col[key] == "" ? "" : " ") value }
     function ms(us) { return (us == "nan" || us == "") ? "-" : sprintf("%.2fms", us / 1000) }
     function num(v, fmt) { return (v == "nan" || v == "") ? "-" : sprintf(fmt, v) }
-    /^#/ || NF < 12 { next }
+    /^#/ || NF < 13 { next }
     { r = $1; t = $3; rps[r, t] = $4; p50[r, t] = $6; p99[r, t] = $7; cpu[r, t] = $9; bcpu[r, t] = $11
-      add(t " rps", $4); add(t " p50", $6); add(t " p99", $7); add(t " bcpu", $11)
+      add(t " rps", $4); add(t " p50", $6); add(t " p99", $7); add(t " bcpu", $11); add(t " conns", $12)
       if ($9 != "-") add(t " cpu", $9) }
     END {
       n = split(targets, tg, " ")
@@ -325,14 +346,14 @@ done
           if (cpu[r, o] > 0) add("vs " o " cpu", cpu[r, "spikegate"] / cpu[r, o])
         }
       }
-      printf "%-10s %9s %9s %9s %9s %9s %9s %11s %11s\n", "target", "req/s", "x direct", "p50", "x direct", "p99", "x direct", "proxy CPU", "backend CPU"
+      printf "%-10s %8s %8s %8s %8s %8s %8s %11s %11s %8s\n", "target", "req/s", "x direct", "p50", "x direct", "p99", "x direct", "proxy CPU", "backend CPU", "b. conns"
       for (i = 1; i <= n; i++) {
         t = tg[i]
-        printf "%-10s %9d %9s %9s %9s %9s %9s %11s %11s\n", t, median(col[t " rps"]), num(median(col[t " rps/direct"]), "%.2f"),
+        printf "%-10s %8d %8s %8s %8s %8s %8s %11s %11s %8d\n", t, median(col[t " rps"]), num(median(col[t " rps/direct"]), "%.2f"),
           ms(median(col[t " p50"])), num(median(col[t " p50/direct"]), "%.2f"),
           ms(median(col[t " p99"])), num(median(col[t " p99/direct"]), "%.2f"),
           (col[t " cpu"] == "" ? "-" : sprintf("%.2fus/req", median(col[t " cpu"]))),
-          sprintf("%.2fus/req", median(col[t " bcpu"]))
+          sprintf("%.2fus/req", median(col[t " bcpu"])), median(col[t " conns"])
       }
       for (j = 1; j <= 2; j++) {
         o = (j == 1) ? "nginx" : "haproxy"
@@ -344,7 +365,17 @@ done
   echo "(medians over $ROUNDS rounds of wrk -t1 -c$CONCURRENCY -d${DURATION}s; each proxy has one worker thread:"
   echo " spikegate --threads 1, nginx worker_processes 1, haproxy nbthread 1; the backend is nginx with one worker."
   echo " x direct and spikegate/... are medians of the per-round ratios. proxy CPU: the proxy process's"
-  echo " utime+stime during the run per request (nginx: master+worker); backend CPU: the backend nginx's.)"
+  echo " utime+stime during the run per request (nginx: master+worker); backend CPU: the backend nginx's;"
+  echo " b. conns: connections the backend accepted during the run (from its stub_status).)"
+} | tee -a "$RESULT_FILE"
+# What the servers logged above info level during the run (errors, warnings), in brief.
+{
+  for log in "$WORK/gateway.log" "$WORK/haproxy.log" "$WORK"/*/logs/error.log; do
+    [ -f "$log" ] || continue
+    lines=$(grep -ciE 'warn|error|alert|crit|emerg' "$log" || true)
+    echo "# log ${log#"$WORK"/}: $lines warning/error lines"
+    grep -iE 'warn|error|alert|crit|emerg' "$log" | head -n 5 | sed 's/^/#   /' || true
+  done
 } | tee -a "$RESULT_FILE"
 echo "raw figures: $RESULT_FILE"
 
