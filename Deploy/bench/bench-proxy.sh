@@ -6,6 +6,8 @@
 #   direct     the backend itself
 #   spikegate  `spikegate gateway --threads 1` proxying to it (rules: one upstream, route /)
 #   nginx      nginx, worker_processes 1, upstream keepalive 128, HTTP/1.1 to the backend
+#              (keepalive_requests raised both ways: by default nginx closes a connection
+#              after 1,000 requests, which no other target does)
 #   haproxy    HAProxy, nbthread 1, mode http, http-reuse always
 # Every proxy gets one worker thread, the backend one worker process. The targets are loaded
 # in turn, ROUNDS times, each round in another order (rotated): this 2-core machine drifts
@@ -144,7 +146,7 @@ start_nginx_proxy() {
   NGINX_PORT=$(free_port)
   nginx_conf "$WORK/nginx" "$NGINX_PORT" \
     'location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }' \
-    "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }"
+    "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; keepalive_requests 1000000; }"
   nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
   NGINX_PID=$!
   wait_http "$NGINX_PORT" "$NGINX_PID" "nginx proxy"
@@ -250,7 +252,7 @@ RESULT_FILE=bench-results/bench-proxy-$(date +%Y%m%d-%H%M%S).txt
     echo "# one worker thread per proxy: spikegate $("$SPIKEGATE_BIN" --version) gateway --threads 1 ($SPIKEGATE_BIN,"
     echo "#   limits.upstream_idle_per_loop $GATEWAY_UPSTREAM_IDLE),"
   fi
-  echo "#   nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') worker_processes 1 (upstream keepalive 128), haproxy $(haproxy -v | awk 'NR==1 {print $3}') nbthread 1 (http-reuse always);"
+  echo "#   nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') worker_processes 1 (upstream keepalive 128, keepalive_requests 1000000), haproxy $(haproxy -v | awk 'NR==1 {print $3}') nbthread 1 (http-reuse always);"
   echo "#   backend: nginx worker_processes 1, return 200 \"ok\", keep-alive; $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}')"
   echo "# CPU: utime+stime from /proc/PID/stat over the wrk run (CLK_TCK $CLK_TCK; nginx: master+worker), per request wrk counted"
   echo "# round order target req/s requests p50_us p99_us proxy_ticks proxy_cpu_us_per_req backend_ticks backend_cpu_us_per_req backend_conns errors"
