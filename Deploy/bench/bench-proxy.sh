@@ -24,8 +24,8 @@
 # reuses its upstream connections opens about as many as it has requests in flight.
 #
 # The gateway keeps up to GATEWAY_UPSTREAM_IDLE (128, as nginx's `keepalive 128`) idle upstream
-# connections (config `limits.upstream_idle_per_loop`; the gateway's own default, 64, is below
-# wrk's 100 connections and makes it close and redial backend connections all the time).
+# connections (config `limits.upstream_idle_per_loop`, default 256; below wrk's 100 connections
+# it would close and redial backend connections all the time).
 #
 # Knobs: ROUNDS (3), DURATION seconds per wrk run (10), CONCURRENCY (100), WARMUP seconds per
 # target before round 1 (2, 0 = none, not recorded), PAUSE seconds between runs (1),

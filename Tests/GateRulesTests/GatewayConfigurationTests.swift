@@ -34,7 +34,7 @@ struct GatewayConfigurationTests {
         #expect(configuration.limits.maximumConnections == 10_000)
         #expect(configuration.limits.maximumConnectionsPerIP == 256)
         #expect(configuration.limits.outboundBufferBytes == 262_144)
-        #expect(configuration.limits.upstreamIdlePerLoop == 64)
+        #expect(configuration.limits.upstreamIdlePerLoop == 256)
     }
 
     @Test("every key is read")

@@ -23,7 +23,7 @@ public struct Limits: Sendable, Hashable {
         maximumConnections: Int = 10_000,
         maximumConnectionsPerIP: Int = 256,
         outboundBufferBytes: Int = 256 * 1024,
-        upstreamIdlePerLoop: Int = 64
+        upstreamIdlePerLoop: Int = 256
     ) {
         self.requestHead = requestHead
         self.maximumConnections = maximumConnections

@@ -10,6 +10,10 @@ import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `spikegate gateway`: the anti-cheat gateway in front of the ticket nodes.
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -115,6 +119,8 @@ struct GatewayCommand: AsyncParsableCommand {
             }
             let ports = gateway.ports.map(String.init).joined(separator: ",")
             print("gateway listening on port \(ports), rules \(rules.version)" + (admin.map { ", admin on port \($0.port)" } ?? ""))
+            // Scripts wait for this line; stdout to a file is block-buffered otherwise.
+            fflush(nil)
             var services: [any Service] = [GatewayService(gateway: gateway, admin: admin, watcher: watcher, drainTimeout: configuration.timeouts.drain, logger: logger)]
             if let watcher {
                 services.append(ReloadOnHangUp(watcher: watcher))

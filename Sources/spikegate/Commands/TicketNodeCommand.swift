@@ -6,6 +6,10 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import TicketNode
 
 /// `spikegate ticket-node`: the reference ticket backend the gateway forwards to.
@@ -121,6 +125,7 @@ struct TicketNodeCommand: AsyncParsableCommand {
             try await redis.connect()
             let server = try await TicketNodeServer.start(configuration: configuration, redis: redis, group: group, logger: logger)
             print("ticket node \(configuration.name) listening on \(host):\(server.port), sale \(self.sale), share \(self.localStock)")
+            fflush(nil)
             let service = TicketNodeService(server: server, drainTimeout: drainTimeout, logger: logger)
             let services = ServiceGroup(configuration: ServiceGroupConfiguration(
                 services: [service],
