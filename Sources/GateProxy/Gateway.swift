@@ -260,7 +260,9 @@ public final class Gateway: Sendable {
                         logger.debug("client connection timed out", metadata: ["peer": "\(peer)", "limit": "\(expiry)"])
                     }
                     try pipeline.addHandler(connectionGuard)
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    // No HTTPServerPipelineHandler: ProxyServerHandler queues pipelined requests itself
+                    // and does not pause reading between keep-alive requests.
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try pipeline.addHandler(ProxyServerHandler(
                         loop: loop,
                         connectionGuard: connectionGuard,

@@ -148,4 +148,16 @@ import Testing
             #expect(harness.backends[0].paths == ["/first", "/slow/300", "/third"])
         }
     }
+
+    @Test func aMalformedPipelinedRequestLetsTheOneBeforeItFinish() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let requests = "GET /slow/200 HTTP/1.1\r\nHost: gw\r\n\r\n"
+                + "GET /bad HTTP/1.1\r\nHost: gw\r\nHost: evil\r\n\r\n"
+            let result = try await harness.raw([Array(requests.utf8)])
+            #expect(result.text.hasPrefix("HTTP/1.1 200 OK"), "\(result.text)")
+            #expect(result.text.contains("HTTP/1.1 400"))
+            #expect(result.closedByServer)
+            #expect(harness.backends[0].paths == ["/slow/200"])
+        }
+    }
 }

@@ -80,6 +80,24 @@ extension ProxyServerHandler {
             self.holdLimit = holdLimit
         }
 
+        /// Whether no exchange is under way (a new request head may start one).
+        var isIdle: Bool {
+            if case .idle = self.state {
+                return true
+            }
+            return false
+        }
+
+        /// Whether the current request is still arriving (its end not yet decoded).
+        var isReceivingRequest: Bool {
+            switch self.state {
+            case .connecting(_, _, false, _), .forwarding(false, _, _), .answeredLocally:
+                return true
+            case .idle, .connecting, .forwarding, .closed:
+                return false
+            }
+        }
+
         /// Whether the upstream's answer has begun reaching the client.
         var responseStarted: Bool {
             if case .forwarding(_, true, _) = self.state {

@@ -11,7 +11,13 @@ import NIOHTTP1
 /// Request phases, each answering locally or passing on: head check (smuggling, sizes) →
 /// route → upstream pick (smooth weighted round-robin over healthy weights) → connect (a
 /// connect failure is retried on another backend: nothing was sent) → forward, streamed both
-/// ways. `HTTPServerPipelineHandler` in front hands over one request at a time.
+/// ways.
+///
+/// One exchange at a time: pipelined requests that arrive while one is under way are queued
+/// (and the socket is not read meanwhile) and replayed in order when it ends. Reading is not
+/// paused between ordinary keep-alive requests, which spares two `epoll_ctl` calls per request
+/// compared with NIO's `HTTPServerPipelineHandler`. `ChannelShouldQuiesceEvent` (drain) closes
+/// an idle connection at once and a busy one after its answer (sent with `Connection: close`).
 ///
 /// Back-pressure: while the upstream connection is not writable the client is not read, and
 /// while the client is not writable the upstream is not read; so a slow reader on either side
@@ -53,6 +59,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var upstream: UpstreamConnection?
     private var context: ChannelHandlerContext?
     private var reads = HeldReads()
+    /// Request parts of pipelined requests waiting for the exchange under way.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var replaying = false
+    /// Draining: the connection closes once the exchange under way has ended.
+    private var quiescing = false
+    /// A later pipelined request was malformed: close once the exchange under way has ended.
+    private var closeAfterExchange = false
     private var wroteUpstream = false
     private var wroteClient = false
     private var responseTimer: Scheduled<Void>?
@@ -78,7 +91,25 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     // MARK: - Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
+        let part = self.unwrapInboundIn(data)
+        if !self.queued.isEmpty || (!self.machine.isIdle && Self.isHead(part)) {
+            // A pipelined request: it waits for the exchange under way.
+            self.queued.append(part)
+            self.pauseClientReading(.pipelined)
+            return
+        }
+        self.process(part, context: context)
+    }
+
+    private static func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part {
+            return true
+        }
+        return false
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             self.received(head: head, context: context)
         case .body(let buffer):
@@ -99,8 +130,38 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let received = event as? ProxyProtocolHandler.HeaderReceived, let source = received.header.source {
             self.peer = source.address
+        } else if event is ChannelShouldQuiesceEvent {
+            self.quiescing = true
+            if self.machine.isIdle && self.queued.isEmpty {
+                context.close(promise: nil)
+            }
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The exchange under way ended and the connection stays open: the idle clock starts,
+    /// then a drain or an earlier malformed pipelined request closes the connection, or the
+    /// queued pipelined requests are replayed in order.
+    private func exchangeFinished(context: ChannelHandlerContext) {
+        self.exchange = nil
+        self.connectionGuard.responseEnded()
+        if self.quiescing || self.closeAfterExchange {
+            context.close(promise: nil)
+            return
+        }
+        guard !self.replaying else {
+            return
+        }
+        self.replaying = true
+        defer { self.replaying = false }
+        while let next = self.queued.first {
+            if Self.isHead(next) && !self.machine.isIdle {
+                return
+            }
+            self.queued.removeFirst()
+            self.process(next, context: context)
+        }
+        self.resumeClientReading(.pipelined)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -129,6 +190,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         self.logger.debug("malformed request", metadata: ["peer": "\(self.peer)", "error": "\(parserError)"])
         self.settings.metrics.count(.refused)
+        if !self.queued.isEmpty || (!self.machine.isIdle && !self.machine.isReceivingRequest) {
+            // A later pipelined request is malformed: the one under way still gets its answer.
+            self.closeAfterExchange = true
+            self.pauseClientReading(.pipelined)
+            return
+        }
         if self.machine.responseStarted {
             context.close(promise: nil)
             return
@@ -149,12 +216,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func pauseClientReading() {
-        self.reads.pause()
+    private func pauseClientReading(_ reason: HeldReads.Reason = .backPressure) {
+        self.reads.pause(reason)
     }
 
-    private func resumeClientReading() {
-        if self.reads.resume(), let context = self.context {
+    private func resumeClientReading(_ reason: HeldReads.Reason = .backPressure) {
+        if self.reads.resume(reason), let context = self.context {
             context.read()
         }
     }
@@ -172,7 +239,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             self.settings.metrics.count(.refused)
             let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
-            return self.write(answer, version: head.version, keepAlive: false, context: context)
+            self.write(answer, version: head.version, keepAlive: false, context: context)
+            return
         case .success(let checked):
             framing = checked
         }
@@ -184,7 +252,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             self.settings.metrics.count(.noRoute)
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method.rawValue) \(Self.path(of: head.uri))")
-            return self.write(answer, version: head.version, keepAlive: keepAlive, context: context)
+            self.write(answer, version: head.version, keepAlive: keepAlive, context: context)
+            return
         }
         guard self.machine.headAccepted(keepAlive: head.isKeepAlive) else {
             return self.protocolViolation(context: context)
@@ -272,7 +341,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.connectOnce()
         case .finishLocal(let keepAlive):
             if keepAlive {
-                self.connectionGuard.responseEnded()
+                self.exchangeFinished(context: context)
             } else {
                 context.close(promise: nil)
             }
@@ -380,11 +449,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .answer(let keepAlive):
             self.settings.metrics.count(.upstreamFailed)
             let version = self.exchange?.head.version ?? .http1_1
-            self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), version: version, keepAlive: keepAlive, context: context)
-            if keepAlive, case .idle = self.machine.state {
-                // The exchange is over (the request had ended): the idle clock starts.
-                self.exchange = nil
-                self.connectionGuard.responseEnded()
+            let kept = self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), version: version, keepAlive: keepAlive, context: context)
+            if kept, self.machine.isIdle {
+                // The exchange is over (the request had ended).
+                self.exchangeFinished(context: context)
             }
         case .closeClient:
             context.close(promise: nil)
@@ -435,8 +503,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     // MARK: - Answers
 
-    /// Writes a whole local answer; closes after it unless `keepAlive`.
-    private func write(_ answer: LocalAnswer, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Writes a whole local answer; closes after it unless `keepAlive` (and not draining).
+    /// Returns whether the connection stays open.
+    @discardableResult
+    private func write(_ answer: LocalAnswer, version: HTTPVersion, keepAlive wanted: Bool, context: ChannelHandlerContext) -> Bool {
+        let keepAlive = wanted && !self.quiescing && !self.closeAfterExchange
         self.connectionGuard.answerStarted = true
         var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
         body.writeString(answer.body)
@@ -448,6 +519,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
             }
         }
+        return keepAlive
     }
 
     private static func path(of uri: String) -> String {
@@ -500,7 +572,7 @@ extension ProxyServerHandler: UpstreamExchange {
             self.connectionGuard.answerStarted = true
             let fields = ForwardingHeaders.downstreamResponse(head.headers.map { (name: $0.name, value: $0.value) })
             var headers = HTTPHeaders(fields.map { ($0.name, $0.value) })
-            let clientKeepAlive = exchange.head.isKeepAlive
+            let clientKeepAlive = exchange.head.isKeepAlive && !self.quiescing
             if !clientKeepAlive {
                 headers.add(name: "Connection", value: "close")
             } else if exchange.head.version.minor == 0 {
@@ -535,12 +607,12 @@ extension ProxyServerHandler: UpstreamExchange {
             self.exchange = nil
             self.wroteClient = false
             let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            if closeClient {
+            if closeClient || self.quiescing || self.closeAfterExchange {
                 written.assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
             } else {
-                self.connectionGuard.responseEnded()
+                self.exchangeFinished(context: context)
             }
         }
     }
