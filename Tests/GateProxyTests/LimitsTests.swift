@@ -65,6 +65,24 @@ import Testing
         }
     }
 
+    @Test func aBackendSlowerThanTheResponseTimeoutIsAnswered504() async throws {
+        try await GatewayHarness.with(weights: [1], upstreamExtra: "    slow_start: 0s\n    passive:\n      eject_after: 100\n", configure: { configuration in
+            configuration.timeouts.upstreamResponse = .milliseconds(400)
+        }) { harness in
+            let connection = try await harness.connect()
+            // A fast answer first arms the connection's timer; the slow request after it must
+            // still get its own full deadline (the timer re-arms when it fires early).
+            #expect(try await connection.request(.GET, "/x").status == 200)
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(try await connection.request(.GET, "/slow/200").status == 200)
+            let slow = try await connection.request(.GET, "/slow/3000")
+            #expect(slow.status == 504)
+            #expect(slow.body.contains(#""code":-7"#))
+            // The connection is still usable after the local answer.
+            #expect(try await connection.request(.GET, "/x").status == 200)
+        }
+    }
+
     @Test func aTricklingBodyIsAnswered408() async throws {
         try await GatewayHarness.with(weights: [1], configure: { configuration in
             configuration.timeouts.bodyRateGrace = .milliseconds(300)

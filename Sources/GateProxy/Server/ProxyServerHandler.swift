@@ -68,6 +68,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var closeAfterExchange = false
     private var wroteUpstream = false
     private var wroteClient = false
+    /// When the upstream's answer head must have arrived (`nil`: no answer awaited).
+    private var responseDeadline: NIODeadline?
+    /// One timer per connection, re-armed only when it fires early: a fast answer costs a
+    /// clock read, not a schedule and a cancel.
     private var responseTimer: Scheduled<Void>?
 
     init(loop: LoopState, connectionGuard: ConnectionGuard, settings: ProxySettings, peer: IPAddress, scheme: String, logger: Logger) {
@@ -173,6 +177,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.cancelResponseTimer()
+        self.responseTimer?.cancel()
+        self.responseTimer = nil
         if self.machine.clientClosed(), let upstream = self.upstream {
             // The client left mid-exchange: the upstream connection holds half an exchange.
             self.upstream = nil
@@ -462,19 +468,33 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     private func startResponseTimer() {
-        guard let context = self.context else {
-            return
-        }
-        self.responseTimer?.cancel()
-        self.responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.upstreamResponseTimeout) {
-            self.responseTimer = nil
-            self.upstreamFailed(status: .gatewayTimeout, reason: "the backend did not answer in time")
+        let deadline = NIODeadline.now() + self.settings.upstreamResponseTimeout
+        self.responseDeadline = deadline
+        if self.responseTimer == nil {
+            self.armResponseTimer(at: deadline)
         }
     }
 
+    private func armResponseTimer(at deadline: NIODeadline) {
+        guard let context = self.context else {
+            return
+        }
+        self.responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.responseTimer = nil
+            guard let due = self.responseDeadline else {
+                return
+            }
+            if NIODeadline.now() >= due {
+                self.upstreamFailed(status: .gatewayTimeout, reason: "the backend did not answer in time")
+            } else {
+                self.armResponseTimer(at: due)
+            }
+        }
+    }
+
+    /// No answer is awaited any more (the timer stays armed; it finds nothing due).
     private func cancelResponseTimer() {
-        self.responseTimer?.cancel()
-        self.responseTimer = nil
+        self.responseDeadline = nil
     }
 
     private func upstreamFailed(status: HTTPResponseStatus, reason: String) {
