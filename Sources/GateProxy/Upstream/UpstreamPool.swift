@@ -40,8 +40,8 @@ final class UpstreamPool {
     /// An idle connection to `endpoint` from the pool, or `nil`.
     func takeIdle(_ endpoint: Endpoint) -> UpstreamConnection? {
         let now = NIODeadline.now()
-        while var stack = self.idle[endpoint], let connection = stack.popLast() {
-            self.idle[endpoint] = stack
+        // Popped in place: copying the stack out of the dictionary would copy it whole.
+        while let connection = self.idle[endpoint]?.popLast() {
             if connection.isActive && now - connection.idleSince < Self.maximumIdleTime {
                 return connection
             }
@@ -94,11 +94,10 @@ final class UpstreamPool {
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        guard var stack = self.idle[connection.endpoint], let index = stack.firstIndex(where: { $0 === connection }) else {
+        guard let index = self.idle[connection.endpoint]?.firstIndex(where: { $0 === connection }) else {
             return
         }
-        stack.remove(at: index)
-        self.idle[connection.endpoint] = stack
+        self.idle[connection.endpoint]?.remove(at: index)
     }
 
     /// Closes every idle connection and keeps no more.
