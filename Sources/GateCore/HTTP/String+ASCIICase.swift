@@ -3,6 +3,10 @@ extension StringProtocol {
     /// without allocating: HTTP field names are compared this way on every request.
     @inlinable
     public func equalsASCIICaseInsensitive(_ lowercase: String) -> Bool {
+        // Lengths first: most names differ in length, and a native string knows its length.
+        guard self.utf8.count == lowercase.utf8.count else {
+            return false
+        }
         var other = lowercase.utf8.makeIterator()
         for byte in self.utf8 {
             guard let expected = other.next() else {
