@@ -12,8 +12,8 @@ import Testing
     static let upstream = """
             health_check:
               path: /health
-              interval: 300ms
-              timeout: 300ms
+              interval: 500ms
+              timeout: 500ms
               rise: 2
               fall: 3
             passive:
@@ -44,11 +44,11 @@ import Testing
             #expect(status?.effectiveWeight == 0)
 
             // Failing health checks take it down (fall 3); only then is it brought back by them.
-            let down = try await eventually { harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.phase == "down" }
+            let down = try await eventually(attempts: 500) { harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.phase == "down" }
             #expect(down)
             try await dead.restart()
-            // Health checks bring it back (rise 2 × 300 ms); it starts with a small weight.
-            let back = try await eventually { (harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.effectiveWeight ?? 0) > 0 }
+            // Health checks bring it back (rise 2 × 500 ms); it starts with a small weight.
+            let back = try await eventually(attempts: 500) { (harness.gateway.backendStatus().first { $0.endpoint.port == dead.port }?.effectiveWeight ?? 0) > 0 }
             #expect(back)
             let ramping = try #require(harness.gateway.backendStatus().first { $0.endpoint.port == dead.port })
             #expect(ramping.rampUntil != nil)

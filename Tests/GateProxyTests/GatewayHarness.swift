@@ -100,7 +100,7 @@ struct GatewayHarness {
     }
 
     /// Sends raw bytes to the gateway and collects what comes back until it closes.
-    func raw(_ chunks: [[UInt8]], pause: TimeAmount = .zero, from localAddress: String? = nil, timeout: TimeAmount = .seconds(5)) async throws -> RawTCPExchange.Result {
+    func raw(_ chunks: [[UInt8]], pause: TimeAmount = .zero, from localAddress: String? = nil, timeout: TimeAmount = .seconds(10)) async throws -> RawTCPExchange.Result {
         try await RawTCPExchange.send(chunks, pause: pause, port: self.port, from: localAddress, timeout: timeout, group: self.group)
     }
 
