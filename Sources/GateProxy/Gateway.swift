@@ -49,6 +49,8 @@ public final class Gateway: Sendable {
     ) {
         self.metrics = metrics
         self.certificates = certificates
+        // Polled, as the rule files are: renewals (certbot, a secrets agent) replace files on
+        // their own schedule, and a stat every 2 s costs nothing.
         self.certificateWatch = certificates.isEmpty ? nil : Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: Self.certificateCheckInterval)

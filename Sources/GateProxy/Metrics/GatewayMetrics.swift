@@ -10,7 +10,7 @@ import Synchronization
 /// admin listener's `/metrics` exports them.
 public final class GatewayMetrics: Sendable {
     /// Why a request was answered the way it was.
-    enum Decision: String, CaseIterable {
+    enum Decision: String {
         /// Sent to a backend, whose answer went back.
         case forwarded
         /// Refused by the head check (smuggling, sizes, syntax).
@@ -22,8 +22,13 @@ public final class GatewayMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
-    private let requests: [Decision: Counter]
-    private let timeouts: [ConnectionDeadlines.Expiry: Counter]
+    private let forwarded: Counter
+    private let refused: Counter
+    private let noRoute: Counter
+    private let upstreamFailed: Counter
+    private let idleTimeouts: Counter
+    private let headerTimeouts: Counter
+    private let slowBodyTimeouts: Counter
     let connectionsOpen: Meter
     let connectionsRefused: Counter
     let upstreamConnectFailures: Counter
@@ -36,13 +41,19 @@ public final class GatewayMetrics: Sendable {
     /// Metrics made by `factory` (default: the process-wide `MetricsSystem`).
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
-        self.requests = Dictionary(uniqueKeysWithValues: Decision.allCases.map { decision in
-            (decision, Counter(label: "spikegate_requests_total", dimensions: [("decision", decision.rawValue)], factory: factory))
-        })
-        let limits: [(ConnectionDeadlines.Expiry, String)] = [(.idle, "idle"), (.header, "header"), (.slowBody, "slow_body")]
-        self.timeouts = Dictionary(uniqueKeysWithValues: limits.map { expiry, name in
-            (expiry, Counter(label: "spikegate_client_timeouts_total", dimensions: [("limit", name)], factory: factory))
-        })
+        func requests(_ decision: Decision) -> Counter {
+            Counter(label: "spikegate_requests_total", dimensions: [("decision", decision.rawValue)], factory: factory)
+        }
+        func timeouts(_ limit: String) -> Counter {
+            Counter(label: "spikegate_client_timeouts_total", dimensions: [("limit", limit)], factory: factory)
+        }
+        self.forwarded = requests(.forwarded)
+        self.refused = requests(.refused)
+        self.noRoute = requests(.noRoute)
+        self.upstreamFailed = requests(.upstreamFailed)
+        self.idleTimeouts = timeouts("idle")
+        self.headerTimeouts = timeouts("header")
+        self.slowBodyTimeouts = timeouts("slow_body")
         self.connectionsOpen = Meter(label: "spikegate_connections_open", factory: factory)
         self.connectionsRefused = Counter(label: "spikegate_connections_refused_total", factory: factory)
         self.upstreamConnectFailures = Counter(label: "spikegate_upstream_connect_failures_total", factory: factory)
@@ -52,11 +63,27 @@ public final class GatewayMetrics: Sendable {
     }
 
     func count(_ decision: Decision) {
-        self.requests[decision]?.increment()
+        switch decision {
+        case .forwarded:
+            self.forwarded.increment()
+        case .refused:
+            self.refused.increment()
+        case .noRoute:
+            self.noRoute.increment()
+        case .upstreamFailed:
+            self.upstreamFailed.increment()
+        }
     }
 
     func count(_ expiry: ConnectionDeadlines.Expiry) {
-        self.timeouts[expiry]?.increment()
+        switch expiry {
+        case .idle:
+            self.idleTimeouts.increment()
+        case .header:
+            self.headerTimeouts.increment()
+        case .slowBody:
+            self.slowBodyTimeouts.increment()
+        }
     }
 
     /// Sets the per-backend gauges (weights in configured units, 1 when taking traffic).

@@ -102,15 +102,11 @@ public final class RulesWatcher: Sendable {
 
     /// Names, sizes and modification times of the rule files in `directory`.
     static func fingerprint(of directory: String) -> [String] {
-        let manager = FileManager.default
-        guard let names = try? manager.contentsOfDirectory(atPath: directory) else {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
             return ["unreadable"]
         }
         return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { name in
-            let attributes = try? manager.attributesOfItem(atPath: (directory as NSString).appendingPathComponent(name))
-            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(name):\(size):\(modified)"
+            FileStamp.of((directory as NSString).appendingPathComponent(name), as: name)
         }
     }
 }

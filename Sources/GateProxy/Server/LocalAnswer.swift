@@ -22,11 +22,16 @@ struct LocalAnswer: Sendable {
     let code: Int
     let reason: String
     /// Extra header fields (e.g. `Retry-After`).
-    var headers: [(String, String)] = []
+    let headers: [(String, String)]
+    /// The JSON body (built once: refusals are answered at attack rates).
+    let body: String
 
-    /// The JSON body.
-    var body: String {
-        "{\"code\":\(self.code),\"reason\":\(jsonString(self.reason))}"
+    init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.headers = headers
+        self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason))}"
     }
 
     /// The head for `version`; `close` adds `Connection: close`.

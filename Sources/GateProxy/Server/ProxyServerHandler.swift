@@ -529,8 +529,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private func write(_ answer: LocalAnswer, version: HTTPVersion, keepAlive wanted: Bool, context: ChannelHandlerContext) -> Bool {
         let keepAlive = wanted && !self.quiescing && !self.closeAfterExchange
         self.connectionGuard.answerStarted = true
-        var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
-        body.writeString(answer.body)
+        let body = context.channel.allocator.buffer(string: answer.body)
         context.write(self.wrapOutboundOut(.head(answer.head(version: version, close: !keepAlive))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))

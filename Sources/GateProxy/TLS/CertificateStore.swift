@@ -1,4 +1,3 @@
-import Foundation
 import GateRules
 import Logging
 import NIOSSL
@@ -99,11 +98,6 @@ final class CertificateStore: Sendable {
         guard case .files(let certificate, let key) = source else {
             return []
         }
-        return [certificate, key].map { path in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(path):\(size):\(modified)"
-        }
+        return [FileStamp.of(certificate), FileStamp.of(key)]
     }
 }

@@ -35,10 +35,6 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.endpoint = endpoint
     }
 
-    var channel: (any Channel)? {
-        self.context?.channel
-    }
-
     var isActive: Bool {
         self.context?.channel.isActive ?? false
     }
