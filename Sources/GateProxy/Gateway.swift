@@ -262,9 +262,8 @@ public final class Gateway: Sendable {
                         logger.debug("client connection timed out", metadata: ["peer": "\(peer)", "limit": "\(expiry)"])
                     }
                     try pipeline.addHandler(connectionGuard)
-                    // No HTTPServerPipelineHandler: ProxyServerHandler queues pipelined requests itself
-                    // and does not pause reading between keep-alive requests.
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                    // No NIO HTTP codec: ProxyServerHandler reads and writes HTTP/1 bytes itself,
+                    // holds pipelined requests back and does not pause reading between requests.
                     try pipeline.addHandler(ProxyServerHandler(
                         loop: loop,
                         connectionGuard: connectionGuard,

@@ -52,6 +52,11 @@ public enum RequestHeadCheck {
         public let status: Int
         public let reason: String
 
+        public init(status: Int, reason: String) {
+            self.status = status
+            self.reason = reason
+        }
+
         public var description: String {
             "\(self.status) \(self.reason)"
         }

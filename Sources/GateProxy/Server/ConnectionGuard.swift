@@ -6,7 +6,7 @@ import NIOHTTP1
 /// Watches a client connection's raw bytes and closes it when it idles too long, sends its
 /// head too slowly (408) or trickles its body (408): the edge of `ConnectionDeadlines`.
 ///
-/// It sits right after TLS (or the socket) and before the HTTP decoder, so it sees every byte
+/// It sits right after TLS (or the socket) and before the proxy handler, so it sees every byte
 /// the client sends; the proxy handler tells it where requests begin and end. One timer per
 /// connection, re-armed only when it fires: arriving bytes change a number, nothing else.
 final class ConnectionGuard: ChannelInboundHandler {
@@ -103,10 +103,10 @@ final class ConnectionGuard: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            // Written below the HTTP encoder: no request head may have been decoded yet.
+            // Written as raw bytes: no request head may have been decoded yet.
             let reason = expiry == .header ? "request head not received in time" : "request body arrived too slowly"
             let answer = LocalAnswer(status: .requestTimeout, code: LocalAnswer.Code.timeout, reason: reason)
-            context.writeAndFlush(self.wrapOutboundOut(answer.rawResponse(allocator: context.channel.allocator)))
+            context.writeAndFlush(self.wrapOutboundOut(answer.bytes(minor: 1, close: true, allocator: context.channel.allocator)))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }

@@ -34,32 +34,28 @@ struct LocalAnswer: Sendable {
         self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason))}"
     }
 
-    /// The head for `version`; `close` adds `Connection: close`.
-    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4 + self.headers.count)
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(self.body.utf8.count))
-        for (name, value) in self.headers {
-            headers.add(name: name, value: value)
-        }
-        if close {
-            headers.add(name: "Connection", value: "close")
-        } else if version.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        return HTTPResponseHead(version: version.major == 1 && version.minor == 0 ? .http1_0 : .http1_1, status: self.status, headers: headers)
-    }
-
-    /// The whole answer as HTTP/1.1 bytes with `Connection: close`, for places below the HTTP
-    /// encoder (a timeout before any head was decoded).
-    func rawResponse(allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// The whole answer as bytes for an HTTP/1.`minor` client; `close` adds `Connection: close`
+    /// (HTTP/1.0 clients kept alive get `Connection: keep-alive`).
+    func bytes(minor: Int, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body = self.body
         var buffer = allocator.buffer(capacity: 160 + body.utf8.count)
-        buffer.writeString("HTTP/1.1 \(self.status.code) \(self.status.reasonPhrase)\r\n")
-        buffer.writeString("Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n")
+        buffer.writeString(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeString(String(self.status.code))
+        buffer.writeString(" ")
+        buffer.writeString(self.status.reasonPhrase)
+        buffer.writeString("\r\nContent-Type: application/json\r\nContent-Length: ")
+        buffer.writeString(String(body.utf8.count))
+        buffer.writeString("\r\n")
         for (name, value) in self.headers {
-            buffer.writeString("\(name): \(value)\r\n")
+            buffer.writeString(name)
+            buffer.writeString(": ")
+            buffer.writeString(value)
+            buffer.writeString("\r\n")
+        }
+        if close {
+            buffer.writeString("Connection: close\r\n")
+        } else if minor == 0 {
+            buffer.writeString("Connection: keep-alive\r\n")
         }
         buffer.writeString("\r\n")
         buffer.writeString(body)

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 extension ProxyServerHandler {
     /// The life of one request/response exchange on a client connection, free of I/O: each
@@ -16,7 +15,7 @@ extension ProxyServerHandler {
             case idle
             /// A head was accepted and a backend is being connected; the request parts that
             /// arrive meanwhile are held, `heldBytes` of body so far.
-            case connecting(held: [HTTPClientRequestPart], heldBytes: Int, requestEnded: Bool, keepAlive: Bool)
+            case connecting(held: [ByteBuffer], heldBytes: Int, requestEnded: Bool, keepAlive: Bool)
             /// The request flows to the upstream as it arrives.
             case forwarding(requestEnded: Bool, responseStarted: Bool, keepAlive: Bool)
             /// The gateway answered itself while the request was still arriving; the rest of it
@@ -45,8 +44,9 @@ extension ProxyServerHandler {
 
         /// What to do when the upstream connection is ready.
         enum ReadyAction {
-            /// Write these held parts (the request's end among them when `requestEnded`).
-            case send(held: [HTTPClientRequestPart], requestEnded: Bool)
+            /// Write these held body bytes (already framed for the upstream); the request is
+            /// complete when `requestEnded`.
+            case send(held: [ByteBuffer], requestEnded: Bool)
             /// The exchange is over (the client left): give the connection back.
             case release
         }
@@ -127,7 +127,7 @@ extension ProxyServerHandler {
         mutating func requestBody(_ buffer: ByteBuffer) -> RequestAction {
             switch self.state {
             case .connecting(var held, let heldBytes, false, let keepAlive):
-                held.append(.body(.byteBuffer(buffer)))
+                held.append(buffer)
                 let bytes = heldBytes + buffer.readableBytes
                 self.state = .connecting(held: held, heldBytes: bytes, requestEnded: false, keepAlive: keepAlive)
                 return .hold(pauseReading: bytes >= self.holdLimit)
@@ -142,8 +142,7 @@ extension ProxyServerHandler {
 
         mutating func requestEnd() -> RequestAction {
             switch self.state {
-            case .connecting(var held, let heldBytes, false, let keepAlive):
-                held.append(.end(nil))
+            case .connecting(let held, let heldBytes, false, let keepAlive):
                 self.state = .connecting(held: held, heldBytes: heldBytes, requestEnded: true, keepAlive: keepAlive)
                 return .hold(pauseReading: false)
             case .forwarding(false, let responseStarted, let keepAlive):

@@ -8,15 +8,19 @@ import NIOHTTP1
 
 /// Proxies the requests of one client connection to the backends, one exchange at a time.
 ///
-/// Request phases, each answering locally or passing on: head check (smuggling, sizes) →
-/// route → upstream pick (smooth weighted round-robin over healthy weights) → connect (a
-/// connect failure is retried on another backend: nothing was sent) → forward, streamed both
-/// ways.
+/// It reads the client's bytes itself (`HTTP1Head`, `ChunkedDecoder`: no NIO HTTP codec, no
+/// part boxed per request) and writes what it understood as new bytes: the upstream head is
+/// serialised into one buffer, bodies go on as their data re-framed (a length passes through,
+/// chunks are chunked again), the answer's head is written afresh for the client.
 ///
-/// One exchange at a time: pipelined requests that arrive while one is under way are queued
-/// (and the socket is not read meanwhile) and replayed in order when it ends. Reading is not
-/// paused between ordinary keep-alive requests, which spares two `epoll_ctl` calls per request
-/// compared with NIO's `HTTPServerPipelineHandler`. `ChannelShouldQuiesceEvent` (drain) closes
+/// Request phases, each answering locally or passing on: head check (syntax, smuggling,
+/// sizes) → route → upstream pick (smooth weighted round-robin over healthy weights) → connect
+/// (a connect failure is retried on another backend: nothing was sent) → forward, streamed
+/// both ways.
+///
+/// One exchange at a time: bytes of pipelined requests that arrive while one is under way stay
+/// unparsed (and the socket is not read meanwhile) until it ends; a malformed later request is
+/// therefore answered only after the one before it. `ChannelShouldQuiesceEvent` (drain) closes
 /// an idle connection at once and a busy one after its answer (sent with `Connection: close`).
 ///
 /// Back-pressure: while the upstream connection is not writable the client is not read, and
@@ -25,47 +29,71 @@ import NIOHTTP1
 ///
 /// Everything happens on the client connection's event loop, upstream connections included.
 final class ProxyServerHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The request being forwarded (a class: it is updated in place, never copied).
     private final class Exchange {
-        let head: HTTPRequestHead
-        let upstreamHead: HTTPRequestHead
+        let method: String
+        /// The client's HTTP/1 minor version.
+        let minor: Int
+        let keepAlive: Bool
+        /// The head to send upstream, serialised once (a retry on another backend resends it).
+        let upstreamHead: ByteBuffer
         let upstream: Upstream
         var tried: [Endpoint] = []
         var backend: BackendKey?
         /// Whether an upstream connection is being sought (from the first body part or end on).
         var connectStarted = false
         var bodyBytes = 0
-        var upstreamKeepAlive = true
+        /// The answer's body is chunked again for the client.
+        var rechunk = false
+        /// The answer is delimited by closing the client connection (an HTTP/1.0 client).
+        var closeAfterAnswer = false
 
-        init(head: HTTPRequestHead, upstreamHead: HTTPRequestHead, upstream: Upstream) {
-            self.head = head
+        init(method: String, minor: Int, keepAlive: Bool, upstreamHead: ByteBuffer, upstream: Upstream) {
+            self.method = method
+            self.minor = minor
+            self.keepAlive = keepAlive
             self.upstreamHead = upstreamHead
             self.upstream = upstream
         }
     }
+
+    /// Where the client's byte stream is.
+    private enum Reading {
+        /// Waiting for (the rest of) a request head; lines before `resumeAt` are checked.
+        case head(resumeAt: Int)
+        /// A body of known length: `remaining` bytes still to come.
+        case length(remaining: Int)
+        case chunked(ChunkedDecoder)
+        /// The connection is closing: what arrives is dropped.
+        case closed
+    }
+
+    private static let chunkedEnd = ByteBuffer(string: "0\r\n\r\n")
+    private static let continueAnswer = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
     private let loop: LoopState
     private let connectionGuard: ConnectionGuard
     private let settings: ProxySettings
     private let scheme: String
     private let logger: Logger
+    /// The longest head read before it is refused (431, or 414 inside the request line).
+    private let maximumHeadBytes: Int
     private var peer: IPAddress
     private var machine: StateMachine
     private var exchange: Exchange?
     private var upstream: UpstreamConnection?
     private var context: ChannelHandlerContext?
     private var reads = HeldReads()
-    /// Request parts of pipelined requests waiting for the exchange under way.
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
-    private var replaying = false
+    private var reading = Reading.head(resumeAt: 0)
+    /// Bytes received and not parsed yet.
+    private var inbound: ByteBuffer?
+    private var parsing = false
     /// Draining: the connection closes once the exchange under way has ended.
     private var quiescing = false
-    /// A later pipelined request was malformed: close once the exchange under way has ended.
-    private var closeAfterExchange = false
     private var wroteUpstream = false
     private var wroteClient = false
     /// When the upstream's answer head must have arrived (`nil`: no answer awaited).
@@ -82,6 +110,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.scheme = scheme
         self.logger = logger
         self.machine = StateMachine(holdLimit: settings.outboundBufferBytes)
+        let limits = settings.headLimits
+        // Room for the request line, the field bytes and their separators.
+        self.maximumHeadBytes = limits.maximumURIBytes + limits.maximumHeaderBytes + 4 * limits.maximumHeaderCount + 64
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -95,32 +126,119 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     // MARK: - Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        if !self.queued.isEmpty || (!self.machine.isIdle && Self.isHead(part)) {
-            // A pipelined request: it waits for the exchange under way.
-            self.queued.append(part)
-            self.pauseClientReading(.pipelined)
+        var bytes = self.unwrapInboundIn(data)
+        if case .closed = self.reading {
             return
         }
-        self.process(part, context: context)
+        if var pending = self.inbound, pending.readableBytes > 0 {
+            pending.writeBuffer(&bytes)
+            self.inbound = pending
+        } else {
+            self.inbound = bytes
+        }
+        self.parseInbound(context: context)
     }
 
-    private static func isHead(_ part: HTTPServerRequestPart) -> Bool {
-        if case .head = part {
-            return true
+    /// Parses request heads and bodies out of the bytes received until they run out, a head
+    /// waits for the exchange under way (pipelining), or the connection closes.
+    private func parseInbound(context: ChannelHandlerContext) {
+        guard !self.parsing else {
+            return
         }
-        return false
+        self.parsing = true
+        defer { self.parsing = false }
+        while var buffer = self.inbound, buffer.readableBytes > 0 {
+            switch self.reading {
+            case .closed:
+                self.inbound = nil
+                return
+            case .head(let resumeAt):
+                guard self.machine.isIdle else {
+                    // A pipelined request: it waits for the exchange under way.
+                    self.pauseClientReading(.pipelined)
+                    return
+                }
+                if resumeAt == 0 {
+                    guard let skip = buffer.withUnsafeReadableBytes({ HTTP1Head.leadingEmptyLines($0) }) else {
+                        return
+                    }
+                    if skip > 0 {
+                        buffer.moveReaderIndex(forwardBy: skip)
+                        self.inbound = buffer
+                        continue
+                    }
+                }
+                switch buffer.withUnsafeReadableBytes({ HTTP1Head.scan($0, resumeAt: resumeAt) }) {
+                case .incomplete(let next, let inFirstLine):
+                    if inFirstLine && buffer.readableBytes > self.settings.headLimits.maximumURIBytes + 64 {
+                        return self.refuse(RequestHeadCheck.Refusal(status: 414, reason: "request target longer than \(self.settings.headLimits.maximumURIBytes) bytes"), minor: 1, context: context)
+                    }
+                    if buffer.readableBytes > self.maximumHeadBytes {
+                        return self.refuse(RequestHeadCheck.Refusal(status: 431, reason: "request head larger than \(self.maximumHeadBytes) bytes"), minor: 1, context: context)
+                    }
+                    self.reading = .head(resumeAt: next)
+                    return
+                case .malformed(let reason):
+                    return self.refuse(RequestHeadCheck.Refusal(status: 400, reason: "malformed request: \(reason)"), minor: 1, context: context)
+                case .complete(let length):
+                    let head = buffer.readSlice(length: length)!
+                    self.inbound = buffer
+                    self.reading = .head(resumeAt: 0)
+                    switch self.received(head: head, context: context) {
+                    case nil:
+                        return
+                    case .none?:
+                        self.receivedEnd(context: context)
+                    case .contentLength(let length)?:
+                        self.reading = .length(remaining: length)
+                    case .chunked?:
+                        self.reading = .chunked(ChunkedDecoder())
+                    }
+                }
+            case .length(let remaining):
+                let take = min(remaining, buffer.readableBytes)
+                let body = buffer.readSlice(length: take)!
+                self.inbound = buffer
+                let ended = take == remaining
+                self.reading = ended ? .head(resumeAt: 0) : .length(remaining: remaining - take)
+                self.received(body: body, payloadBytes: take, context: context)
+                if ended, case .head = self.reading {
+                    self.receivedEnd(context: context)
+                }
+            case .chunked(var decoder):
+                let step = buffer.withUnsafeReadableBytes { decoder.next($0) }
+                self.reading = .chunked(decoder)
+                switch step {
+                case .needMore:
+                    self.inbound = nil
+                case .data(let range):
+                    buffer.moveReaderIndex(forwardBy: range.lowerBound)
+                    let data = buffer.readSlice(length: range.count)!
+                    self.inbound = buffer
+                    self.received(body: Self.chunk(data, allocator: context.channel.allocator), payloadBytes: range.count, context: context)
+                case .end(let consumed):
+                    buffer.moveReaderIndex(forwardBy: consumed)
+                    self.inbound = buffer
+                    self.reading = .head(resumeAt: 0)
+                    self.received(body: Self.chunkedEnd, payloadBytes: 0, context: context)
+                    if case .head = self.reading {
+                        self.receivedEnd(context: context)
+                    }
+                case .malformed(let reason):
+                    return self.malformedBody(reason, context: context)
+                }
+            }
+        }
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            self.received(head: head, context: context)
-        case .body(let buffer):
-            self.received(body: buffer, context: context)
-        case .end:
-            self.receivedEnd(context: context)
-        }
+    /// `data` as one chunk of a chunked body.
+    private static func chunk(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var framed = allocator.buffer(capacity: data.readableBytes + 20)
+        framed.writeString(String(data.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(data)
+        framed.writeStaticString("\r\n")
+        return framed
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -136,7 +254,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.peer = source.address
         } else if event is ChannelShouldQuiesceEvent {
             self.quiescing = true
-            if self.machine.isIdle && self.queued.isEmpty {
+            if self.machine.isIdle {
                 context.close(promise: nil)
             }
         }
@@ -144,28 +262,19 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     /// The exchange under way ended and the connection stays open: the idle clock starts,
-    /// then a drain or an earlier malformed pipelined request closes the connection, or the
-    /// queued pipelined requests are replayed in order.
+    /// then a drain closes the connection, or the bytes of pipelined requests are parsed.
     private func exchangeFinished(context: ChannelHandlerContext) {
         self.exchange = nil
         self.connectionGuard.responseEnded()
-        if self.quiescing || self.closeAfterExchange {
+        if self.quiescing {
+            self.reading = .closed
             context.close(promise: nil)
             return
         }
-        guard !self.replaying else {
-            return
+        self.parseInbound(context: context)
+        if self.machine.isIdle {
+            self.resumeClientReading(.pipelined)
         }
-        self.replaying = true
-        defer { self.replaying = false }
-        while let next = self.queued.first {
-            if Self.isHead(next) && !self.machine.isIdle {
-                return
-            }
-            self.queued.removeFirst()
-            self.process(next, context: context)
-        }
-        self.resumeClientReading(.pipelined)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -179,6 +288,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.cancelResponseTimer()
         self.responseTimer?.cancel()
         self.responseTimer = nil
+        self.reading = .closed
+        self.inbound = nil
         if self.machine.clientClosed(), let upstream = self.upstream {
             // The client left mid-exchange: the upstream connection holds half an exchange.
             self.upstream = nil
@@ -189,31 +300,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            self.logger.debug("client connection error", metadata: ["peer": "\(self.peer)", "error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
-        self.logger.debug("malformed request", metadata: ["peer": "\(self.peer)", "error": "\(parserError)"])
-        self.settings.metrics.count(.refused)
-        if !self.queued.isEmpty || (!self.machine.isIdle && !self.machine.isReceivingRequest) {
-            // A later pipelined request is malformed: the one under way still gets its answer.
-            self.closeAfterExchange = true
-            self.pauseClientReading(.pipelined)
-            return
-        }
-        if self.machine.responseStarted {
-            context.close(promise: nil)
-            return
-        }
-        if let upstream = self.upstream {
-            self.upstream = nil
-            upstream.close()
-        }
-        self.cancelResponseTimer()
-        _ = self.machine.clientClosed()
-        let answer = LocalAnswer(status: .badRequest, code: LocalAnswer.Code.badRequest, reason: "malformed HTTP request: \(Self.describe(parserError))")
-        self.write(answer, version: .http1_1, keepAlive: false, context: context)
+        self.logger.debug("client connection error", metadata: ["peer": "\(self.peer)", "error": "\(error)"])
+        self.reading = .closed
+        context.close(promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -232,67 +321,96 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// A head that cannot be forwarded: answered with `refusal` and the connection closed
+    /// (its framing cannot be trusted, so nothing more is read).
+    private func refuse(_ refusal: RequestHeadCheck.Refusal, minor: Int, context: ChannelHandlerContext) {
+        self.logger.debug("request refused", metadata: ["peer": "\(self.peer)", "status": "\(refusal.status)", "reason": "\(refusal.reason)"])
+        self.reading = .closed
+        self.inbound = nil
+        guard self.machine.headAnsweredLocally(keepAlive: false) else {
+            return self.protocolViolation(context: context)
+        }
+        self.settings.metrics.count(.refused)
+        let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
+        self.write(answer, minor: minor, keepAlive: false, context: context)
+    }
+
+    /// Handles a complete request head; returns its body framing, or `nil` when the head was
+    /// refused (the connection closes).
+    private func received(head bytes: ByteBuffer, context: ChannelHandlerContext) -> RequestHeadCheck.BodyFraming? {
         self.connectionGuard.headReceived()
-        let fields = head.headers.map { (name: $0.name, value: $0.value) }
-        let framing: RequestHeadCheck.BodyFraming
-        switch RequestHeadCheck.check(major: head.version.major, minor: head.version.minor, uri: head.uri, headers: fields, limits: self.settings.headLimits) {
+        let head: HTTP1Head.Request
+        switch bytes.withUnsafeReadableBytes({ HTTP1Head.parseRequest($0) }) {
         case .failure(let refusal):
-            self.logger.debug("request refused", metadata: ["peer": "\(self.peer)", "status": "\(refusal.status)", "reason": "\(refusal.reason)"])
-            // The framing cannot be trusted: answer and close, read nothing more.
-            guard self.machine.headAnsweredLocally(keepAlive: false) else {
-                return self.protocolViolation(context: context)
-            }
-            self.settings.metrics.count(.refused)
-            let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
-            self.write(answer, version: head.version, keepAlive: false, context: context)
-            return
+            self.refuse(refusal, minor: 1, context: context)
+            return nil
+        case .success(let parsed):
+            head = parsed
+        }
+        let minor = head.major == 1 && head.minor == 0 ? 0 : 1
+        let framing: RequestHeadCheck.BodyFraming
+        switch RequestHeadCheck.check(major: head.major, minor: head.minor, uri: head.target, headers: head.fields, limits: self.settings.headLimits) {
+        case .failure(let refusal):
+            self.refuse(refusal, minor: minor, context: context)
+            return nil
         case .success(let checked):
             framing = checked
         }
+        let keepAlive = head.isKeepAlive
         let routes = self.loop.routes
-        guard let route = routes.ruleSet.route(method: head.method.rawValue, path: head.uri), let upstream = routes.upstreams[route.upstream] else {
-            let keepAlive = head.isKeepAlive && framing == .none
-            guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
-                return self.protocolViolation(context: context)
+        guard let route = routes.ruleSet.route(method: head.method, path: head.target), let upstream = routes.upstreams[route.upstream] else {
+            let keptAlive = keepAlive && framing == .none
+            guard self.machine.headAnsweredLocally(keepAlive: keptAlive) else {
+                self.protocolViolation(context: context)
+                return nil
             }
             self.settings.metrics.count(.noRoute)
-            let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method.rawValue) \(Self.path(of: head.uri))")
-            self.write(answer, version: head.version, keepAlive: keepAlive, context: context)
-            return
+            let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
+            self.write(answer, minor: minor, keepAlive: keptAlive, context: context)
+            return framing
         }
-        guard self.machine.headAccepted(keepAlive: head.isKeepAlive) else {
-            return self.protocolViolation(context: context)
+        guard self.machine.headAccepted(keepAlive: keepAlive) else {
+            self.protocolViolation(context: context)
+            return nil
         }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
-        var upstreamFields = ForwardingHeaders.upstreamRequest(fields, peer: self.peer, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
+        let fields = ForwardingHeaders.upstreamRequest(head.fields, peer: self.peer, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
         var expectsContinue = false
-        upstreamFields.removeAll { field in
-            guard field.name.equalsASCIICaseInsensitive("expect") else {
-                return false
+        let addEmptyLength = framing == .none && (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
+        var upstreamHead = context.channel.allocator.buffer(capacity: bytes.readableBytes + 160)
+        upstreamHead.writeString(head.method)
+        upstreamHead.writeStaticString(" ")
+        upstreamHead.writeString(head.target)
+        upstreamHead.writeStaticString(" HTTP/1.1\r\n")
+        for field in fields {
+            if field.name.equalsASCIICaseInsensitive("expect") {
+                // The gateway reads the body itself; the client need not wait for the backend.
+                expectsContinue = field.value.equalsASCIICaseInsensitive("100-continue")
+                continue
             }
-            expectsContinue = field.value.equalsASCIICaseInsensitive("100-continue")
-            return true
+            if addEmptyLength && field.name.equalsASCIICaseInsensitive("content-length") {
+                continue
+            }
+            upstreamHead.writeString(field.name)
+            upstreamHead.writeStaticString(": ")
+            upstreamHead.writeString(field.value)
+            upstreamHead.writeStaticString("\r\n")
         }
-        switch framing {
-        case .chunked:
-            upstreamFields.append((name: "Transfer-Encoding", value: "chunked"))
-        case .none where head.method == .POST || head.method == .PUT || head.method == .PATCH:
-            // Without it NIO's encoder would frame an empty body as chunked.
-            upstreamFields.removeAll { $0.name.equalsASCIICaseInsensitive("content-length") }
-            upstreamFields.append((name: "Content-Length", value: "0"))
-        case .none, .contentLength:
-            break
+        if framing == .chunked {
+            upstreamHead.writeStaticString("Transfer-Encoding: chunked\r\n")
+        } else if addEmptyLength {
+            // A backend may wait for a body of a POST without a length.
+            upstreamHead.writeStaticString("Content-Length: 0\r\n")
         }
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(upstreamFields.map { ($0.name, $0.value) }))
-        self.exchange = Exchange(head: head, upstreamHead: upstreamHead, upstream: upstream)
+        upstreamHead.writeStaticString("\r\n")
+        self.exchange = Exchange(method: head.method, minor: minor, keepAlive: keepAlive, upstreamHead: upstreamHead, upstream: upstream)
         if expectsContinue && framing != .none {
-            // The gateway reads the body itself; the client need not wait for the backend.
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(Self.continueAnswer), promise: nil)
         }
         // The upstream is sought once the first body part or the end has been decoded: a
         // request whose framing breaks right after the head (a bad first chunk size) never
         // sends a byte to a backend.
+        return framing
     }
 
     /// Starts looking for an upstream connection unless that has begun.
@@ -304,9 +422,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.connectUpstream()
     }
 
-    private func received(body: ByteBuffer, context: ChannelHandlerContext) {
+    /// Body bytes framed for the upstream, carrying `payloadBytes` of the client's data.
+    private func received(body: ByteBuffer, payloadBytes: Int, context: ChannelHandlerContext) {
         if let exchange = self.exchange {
-            exchange.bodyBytes += body.readableBytes
+            exchange.bodyBytes += payloadBytes
             if exchange.bodyBytes > self.settings.headLimits.maximumBodyBytes {
                 return self.bodyTooLarge(context: context)
             }
@@ -321,7 +440,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             guard let upstream = self.upstream else {
                 return
             }
-            upstream.write(.body(.byteBuffer(body)))
+            upstream.write(body)
             self.wroteUpstream = true
             if !upstream.isWritable {
                 upstream.flush()
@@ -339,7 +458,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.connectionGuard.requestEnded()
         switch self.machine.requestEnd() {
         case .forwardEnd:
-            self.upstream?.write(.end(nil))
             self.upstream?.flush()
             self.wroteUpstream = false
             self.startResponseTimer()
@@ -349,6 +467,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             if keepAlive {
                 self.exchangeFinished(context: context)
             } else {
+                self.reading = .closed
                 context.close(promise: nil)
             }
         case .drop, .forward:
@@ -358,8 +477,30 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The chunked framing of a body broke: 400 unless the answer has begun (then just close).
+    private func malformedBody(_ reason: String, context: ChannelHandlerContext) {
+        self.logger.debug("malformed request body", metadata: ["peer": "\(self.peer)", "reason": "\(reason)"])
+        self.settings.metrics.count(.refused)
+        self.reading = .closed
+        self.inbound = nil
+        if let upstream = self.upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        self.cancelResponseTimer()
+        guard !self.machine.responseStarted else {
+            context.close(promise: nil)
+            return
+        }
+        _ = self.machine.clientClosed()
+        let answer = LocalAnswer(status: .badRequest, code: LocalAnswer.Code.badRequest, reason: "malformed request body: \(reason)")
+        self.write(answer, minor: self.exchange?.minor ?? 1, keepAlive: false, context: context)
+    }
+
     private func bodyTooLarge(context: ChannelHandlerContext) {
         let limit = self.settings.headLimits.maximumBodyBytes
+        self.reading = .closed
+        self.inbound = nil
         if let upstream = self.upstream {
             self.upstream = nil
             upstream.close()
@@ -371,12 +512,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         _ = self.machine.clientClosed()
         self.settings.metrics.count(.refused)
-        let version = self.exchange?.head.version ?? .http1_1
-        self.write(LocalAnswer(status: .payloadTooLarge, code: LocalAnswer.Code.badRequest, reason: "body larger than \(limit) bytes"), version: version, keepAlive: false, context: context)
+        self.write(LocalAnswer(status: .payloadTooLarge, code: LocalAnswer.Code.badRequest, reason: "body larger than \(limit) bytes"), minor: self.exchange?.minor ?? 1, keepAlive: false, context: context)
     }
 
     private func protocolViolation(context: ChannelHandlerContext) {
         self.logger.debug("request parts out of order; closing", metadata: ["peer": "\(self.peer)"])
+        self.reading = .closed
         context.close(promise: nil)
     }
 
@@ -425,10 +566,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 return
             }
             self.upstream = connection
-            connection.exchange = self
-            connection.write(.head(exchange.upstreamHead))
-            for part in held {
-                connection.write(part)
+            connection.begin(self, method: exchange.method)
+            connection.write(exchange.upstreamHead)
+            for bytes in held {
+                connection.write(bytes)
             }
             connection.flush()
             if requestEnded {
@@ -454,13 +595,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         switch action {
         case .answer(let keepAlive):
             self.settings.metrics.count(.upstreamFailed)
-            let version = self.exchange?.head.version ?? .http1_1
-            let kept = self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), version: version, keepAlive: keepAlive, context: context)
+            let minor = self.exchange?.minor ?? 1
+            let kept = self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), minor: minor, keepAlive: keepAlive, context: context)
             if kept, self.machine.isIdle {
                 // The exchange is over (the request had ended).
                 self.exchangeFinished(context: context)
             }
         case .closeClient:
+            self.reading = .closed
             context.close(promise: nil)
         case .none:
             break
@@ -526,15 +668,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// Writes a whole local answer; closes after it unless `keepAlive` (and not draining).
     /// Returns whether the connection stays open.
     @discardableResult
-    private func write(_ answer: LocalAnswer, version: HTTPVersion, keepAlive wanted: Bool, context: ChannelHandlerContext) -> Bool {
-        let keepAlive = wanted && !self.quiescing && !self.closeAfterExchange
+    private func write(_ answer: LocalAnswer, minor: Int, keepAlive wanted: Bool, context: ChannelHandlerContext) -> Bool {
+        let keepAlive = wanted && !self.quiescing
         self.connectionGuard.answerStarted = true
-        let body = context.channel.allocator.buffer(string: answer.body)
-        context.write(self.wrapOutboundOut(.head(answer.head(version: version, close: !keepAlive))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            written.assumeIsolated().whenComplete { _ in
+        let bytes = answer.bytes(minor: minor, close: !keepAlive, allocator: context.channel.allocator)
+        if keepAlive {
+            context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
@@ -545,94 +686,121 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         return path.count > 64 ? String(path.prefix(64)) + "…" : path
     }
-
-    private static func describe(_ error: HTTPParserError) -> String {
-        switch error {
-        case .invalidHeaderToken:
-            return "invalid character in a header (bare LF, obs-fold, NUL or a bad name)"
-        case .invalidChunkSize:
-            return "invalid chunk size"
-        case .invalidContentLength:
-            return "invalid Content-Length"
-        case .unexpectedContentLength:
-            return "Content-Length together with Transfer-Encoding"
-        case .lfExpected:
-            return "line ending is not CRLF"
-        case .headerOverflow:
-            return "header section too large"
-        default:
-            return "\(error)"
-        }
-    }
 }
 
 // MARK: - UpstreamExchange
 
 extension ProxyServerHandler: UpstreamExchange {
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamHead(_ head: HTTP1Head.Response, framing: ResponseFraming) {
         guard let context = self.context, let exchange = self.exchange else {
             return
         }
-        switch part {
-        case .head(let head):
-            if head.status.code < 200 {
-                // 1xx (103 Early Hints and the like): informational only, not forwarded.
-                return
-            }
-            guard case .forward = self.machine.responseHead() else {
-                return
-            }
-            self.cancelResponseTimer()
-            self.settings.metrics.count(.forwarded)
-            exchange.upstreamKeepAlive = head.isKeepAlive
-            if let key = exchange.backend {
-                self.recordOutcome(key, failed: head.status.code >= 500)
-            }
-            self.connectionGuard.answerStarted = true
-            let fields = ForwardingHeaders.downstreamResponse(head.headers.map { (name: $0.name, value: $0.value) })
-            var headers = HTTPHeaders(fields.map { ($0.name, $0.value) })
-            let clientKeepAlive = exchange.head.isKeepAlive && !self.quiescing
-            if !clientKeepAlive {
-                headers.add(name: "Connection", value: "close")
-            } else if exchange.head.version.minor == 0 {
-                headers.add(name: "Connection", value: "keep-alive")
-            }
-            let version: HTTPVersion = exchange.head.version.minor == 0 ? .http1_0 : .http1_1
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))), promise: nil)
-            self.wroteClient = true
-        case .body(let buffer):
-            guard case .forward = self.machine.responseBody() else {
-                return
-            }
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            self.wroteClient = true
-            if !context.channel.isWritable {
-                context.flush()
-                self.wroteClient = false
-                self.upstream?.pauseReading()
-            }
-        case .end:
-            guard case .finish(let reuseUpstream, let closeClient) = self.machine.responseEnd(upstreamKeepAlive: exchange.upstreamKeepAlive) else {
-                return
-            }
-            if let upstream = self.upstream {
-                self.upstream = nil
-                if reuseUpstream {
-                    self.loop.pool.release(upstream)
-                } else {
-                    upstream.close()
-                }
-            }
-            self.exchange = nil
-            self.wroteClient = false
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            if closeClient || self.quiescing || self.closeAfterExchange {
-                written.assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
+        guard case .forward = self.machine.responseHead() else {
+            return
+        }
+        self.cancelResponseTimer()
+        self.settings.metrics.count(.forwarded)
+        if let key = exchange.backend {
+            self.recordOutcome(key, failed: head.status >= 500)
+        }
+        self.connectionGuard.answerStarted = true
+        // The body's framing towards the client: a length as it was (normalised), chunks
+        // chunked again; for an HTTP/1.0 client a chunked or close-delimited body ends with the
+        // connection.
+        var keepLengthFields = false
+        var length: Int?
+        switch framing {
+        case .none:
+            keepLengthFields = true
+        case .contentLength(let value):
+            length = value
+        case .chunked, .untilClose:
+            if exchange.minor == 1 {
+                exchange.rechunk = true
             } else {
-                self.exchangeFinished(context: context)
+                exchange.closeAfterAnswer = true
             }
+        }
+        let clientKeepAlive = exchange.keepAlive && !self.quiescing && !exchange.closeAfterAnswer
+        let fields = ForwardingHeaders.downstreamResponse(head.fields)
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        buffer.writeStaticString(exchange.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeString(String(head.status))
+        buffer.writeStaticString(" ")
+        buffer.writeString(head.reason)
+        buffer.writeStaticString("\r\n")
+        for field in fields {
+            if !keepLengthFields && field.name.equalsASCIICaseInsensitive("content-length") {
+                continue
+            }
+            buffer.writeString(field.name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(field.value)
+            buffer.writeStaticString("\r\n")
+        }
+        if let length {
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(length))
+            buffer.writeStaticString("\r\n")
+        } else if exchange.rechunk {
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
+        if !clientKeepAlive {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if exchange.minor == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
+        self.wroteClient = true
+    }
+
+    func upstreamBody(_ data: ByteBuffer) {
+        guard let context = self.context, let exchange = self.exchange, data.readableBytes > 0 else {
+            return
+        }
+        guard case .forward = self.machine.responseBody() else {
+            return
+        }
+        let bytes = exchange.rechunk ? Self.chunk(data, allocator: context.channel.allocator) : data
+        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        self.wroteClient = true
+        if !context.channel.isWritable {
+            context.flush()
+            self.wroteClient = false
+            self.upstream?.pauseReading()
+        }
+    }
+
+    func upstreamEnd(reusable: Bool) {
+        guard let context = self.context, let exchange = self.exchange else {
+            return
+        }
+        guard case .finish(let reuseUpstream, let closeClient) = self.machine.responseEnd(upstreamKeepAlive: reusable) else {
+            return
+        }
+        if let upstream = self.upstream {
+            self.upstream = nil
+            if reuseUpstream {
+                self.loop.pool.release(upstream)
+            } else {
+                upstream.close()
+            }
+        }
+        self.wroteClient = false
+        if closeClient || self.quiescing || exchange.closeAfterAnswer {
+            self.exchange = nil
+            self.reading = .closed
+            let last = exchange.rechunk ? Self.chunkedEnd : context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            if exchange.rechunk {
+                context.write(self.wrapOutboundOut(Self.chunkedEnd), promise: nil)
+            }
+            context.flush()
+            self.exchangeFinished(context: context)
         }
     }
 

@@ -1,35 +1,64 @@
+import GateCore
 import GateRules
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection tells the exchange it serves (the client's proxy handler).
 ///
 /// Both live on the same event loop: the calls are plain method calls, no hop.
 protocol UpstreamExchange: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// The answer's head (1xx heads are not passed on).
+    func upstreamHead(_ head: HTTP1Head.Response, framing: ResponseFraming)
+    /// Body data of the answer (framing removed).
+    func upstreamBody(_ data: ByteBuffer)
+    /// The answer ended; `reusable` when the connection can serve another request.
+    func upstreamEnd(reusable: Bool)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
+    /// The connection closed or failed before the answer ended.
     func upstreamClosed(error: (any Error)?)
 }
 
-/// One keep-alive connection to a backend: re-serialised requests go out through NIO's HTTP
-/// encoder, the answer comes back through its decoder to the exchange it is lent to.
+/// A backend's answer the gateway could not read (a 502 for the client).
+struct UpstreamProtocolError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// One keep-alive connection to a backend. The request head and body go out as bytes the
+/// exchange serialised; the answer is parsed here (`HTTP1Head`, `ChunkedDecoder`) and handed to
+/// the exchange it is lent to as a head, body data and an end.
 ///
 /// Reads are held back while the client cannot take more (`pauseReading`), so a slow client
 /// pins at most the socket buffers and the outbound water mark, never an unbounded queue.
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// The largest answer head read (status line and fields).
+    static let maximumHeadBytes = 64 * 1024
+
+    private enum Reading {
+        /// No exchange (idle in the pool): any byte is the backend being out of step.
+        case idle
+        case head(resumeAt: Int)
+        case length(remaining: Int)
+        case chunked(ChunkedDecoder)
+        case untilClose
+    }
 
     let endpoint: Endpoint
     /// The exchange this connection is lent to; `nil` while it idles in the pool.
-    var exchange: (any UpstreamExchange)?
+    private(set) var exchange: (any UpstreamExchange)?
     /// When it went back to the pool (an old idle connection may be closed by the backend).
     var idleSince: NIODeadline = .now()
     private var context: ChannelHandlerContext?
     private var reads = HeldReads()
     private var closeError: (any Error)?
+    private var reading = Reading.idle
+    private var inbound: ByteBuffer?
+    private var requestMethod = "GET"
+    private var keepAlive = true
+    private var parsing = false
 
     init(endpoint: Endpoint) {
         self.endpoint = endpoint
@@ -43,6 +72,20 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.context?.channel.isWritable ?? false
     }
 
+    /// Lends the connection to `exchange` for one request with `method` (HEAD answers have no body).
+    func begin(_ exchange: any UpstreamExchange, method: String) {
+        self.exchange = exchange
+        self.requestMethod = method
+        self.reading = .head(resumeAt: 0)
+        self.inbound = nil
+    }
+
+    /// The exchange no longer listens (the connection goes back to the pool or closes).
+    func detach() {
+        self.exchange = nil
+        self.reading = .idle
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
@@ -52,12 +95,149 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let exchange = self.exchange else {
+        var bytes = self.unwrapInboundIn(data)
+        guard self.exchange != nil else {
             // Bytes on an idle connection: the backend is out of step; never reuse it.
             context.close(promise: nil)
             return
         }
-        exchange.upstreamReceived(self.unwrapInboundIn(data))
+        if var pending = self.inbound {
+            pending.writeBuffer(&bytes)
+            self.inbound = pending
+        } else {
+            self.inbound = bytes
+        }
+        self.parseInbound()
+    }
+
+    /// Reads heads and bodies out of the bytes received until they run out.
+    private func parseInbound() {
+        guard !self.parsing else {
+            return
+        }
+        self.parsing = true
+        defer { self.parsing = false }
+        while var buffer = self.inbound, buffer.readableBytes > 0, let exchange = self.exchange {
+            switch self.reading {
+            case .idle:
+                self.inbound = nil
+                self.fail("bytes after the end of an answer")
+                return
+            case .head(let resumeAt):
+                let scan = buffer.withUnsafeReadableBytes { HTTP1Head.scan($0, resumeAt: resumeAt) }
+                switch scan {
+                case .incomplete(let next, _):
+                    guard buffer.readableBytes <= Self.maximumHeadBytes else {
+                        return self.fail("answer head larger than \(Self.maximumHeadBytes) bytes")
+                    }
+                    self.reading = .head(resumeAt: next)
+                    return
+                case .malformed(let reason):
+                    return self.fail("malformed answer head: \(reason)")
+                case .complete(let length):
+                    let head = buffer.readSlice(length: length)!
+                    self.inbound = buffer
+                    self.reading = .head(resumeAt: 0)
+                    guard self.received(head: head, exchange: exchange) else {
+                        return
+                    }
+                }
+            case .length(let remaining):
+                let take = min(remaining, buffer.readableBytes)
+                let data = buffer.readSlice(length: take)!
+                self.inbound = buffer
+                self.reading = take == remaining ? .idle : .length(remaining: remaining - take)
+                exchange.upstreamBody(data)
+                if take == remaining, self.exchange === exchange {
+                    self.ended(exchange)
+                }
+            case .chunked(var decoder):
+                let step = buffer.withUnsafeReadableBytes { decoder.next($0) }
+                self.reading = .chunked(decoder)
+                switch step {
+                case .needMore:
+                    self.inbound = nil
+                case .data(let range):
+                    buffer.moveReaderIndex(forwardBy: range.lowerBound)
+                    let data = buffer.readSlice(length: range.count)!
+                    self.inbound = buffer
+                    exchange.upstreamBody(data)
+                case .end(let consumed):
+                    buffer.moveReaderIndex(forwardBy: consumed)
+                    self.inbound = buffer
+                    self.reading = .idle
+                    self.ended(exchange)
+                case .malformed(let reason):
+                    return self.fail("malformed chunked answer: \(reason)")
+                }
+            case .untilClose:
+                self.inbound = nil
+                exchange.upstreamBody(buffer)
+            }
+        }
+    }
+
+    /// A complete head: passes it on and sets up the body. `false` when reading must stop.
+    private func received(head bytes: ByteBuffer, exchange: any UpstreamExchange) -> Bool {
+        let parsed = bytes.withUnsafeReadableBytes { HTTP1Head.parseResponse($0) }
+        let head: HTTP1Head.Response
+        switch parsed {
+        case .success(let response):
+            head = response
+        case .failure(let error):
+            self.fail("malformed answer head: \(error)")
+            return false
+        }
+        guard head.major == 1 else {
+            self.fail("answer in HTTP/\(head.major).\(head.minor)")
+            return false
+        }
+        if head.status < 200 {
+            guard head.status != 101 else {
+                self.fail("101 Switching Protocols to a request that asked for no upgrade")
+                return false
+            }
+            // 1xx (100 Continue, 103 Early Hints): informational only, not forwarded.
+            return true
+        }
+        let framing: ResponseFraming
+        switch ResponseFraming.of(head, requestMethod: self.requestMethod) {
+        case .success(let found):
+            framing = found
+        case .failure(let error):
+            self.fail("unreadable answer framing: \(error)")
+            return false
+        }
+        self.keepAlive = head.isKeepAlive && framing != .untilClose
+        switch framing {
+        case .none, .contentLength(0):
+            self.reading = .idle
+        case .contentLength(let length):
+            self.reading = .length(remaining: length)
+        case .chunked:
+            self.reading = .chunked(ChunkedDecoder())
+        case .untilClose:
+            self.reading = .untilClose
+        }
+        exchange.upstreamHead(head, framing: framing)
+        if case .idle = self.reading, self.exchange === exchange {
+            self.ended(exchange)
+        }
+        return true
+    }
+
+    private func ended(_ exchange: any UpstreamExchange) {
+        // Bytes beyond the answer mean the backend and the gateway disagree on framing.
+        let reusable = self.keepAlive && (self.inbound?.readableBytes ?? 0) == 0
+        self.inbound = nil
+        self.reading = .idle
+        exchange.upstreamEnd(reusable: reusable)
+    }
+
+    private func fail(_ reason: String) {
+        self.inbound = nil
+        self.closeError = UpstreamProtocolError(description: reason)
+        self.context?.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -72,7 +252,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let exchange = self.exchange
         self.exchange = nil
-        exchange?.upstreamClosed(error: self.closeError)
+        if case .untilClose = self.reading, self.closeError == nil, let exchange {
+            // The answer was delimited by the close: it is complete.
+            self.reading = .idle
+            exchange.upstreamEnd(reusable: false)
+        } else {
+            self.reading = .idle
+            exchange?.upstreamClosed(error: self.closeError)
+        }
         context.fireChannelInactive()
     }
 
@@ -99,12 +286,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
     }
 
-    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>? = nil) {
-        guard let context = self.context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(self.wrapOutboundOut(part), promise: promise)
+    func write(_ bytes: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -112,7 +295,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func close() {
-        self.exchange = nil
+        self.detach()
         self.context?.close(promise: nil)
     }
 }

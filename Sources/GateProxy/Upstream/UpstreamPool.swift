@@ -1,6 +1,5 @@
 import GateRules
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// The keep-alive connections of one event loop to every backend it has talked to.
@@ -59,7 +58,6 @@ final class UpstreamPool {
             .channelOption(.writeBufferWaterMark, value: water)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .fireError)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(endpoint: endpoint))
                 }
             }
@@ -83,7 +81,7 @@ final class UpstreamPool {
     /// Takes a connection back after a complete exchange; closes it when the pool is full or
     /// shutting down.
     func release(_ connection: UpstreamConnection) {
-        connection.exchange = nil
+        connection.detach()
         connection.resumeReading()
         guard !self.closed, connection.isActive, self.idle[connection.endpoint, default: []].count < self.maximumIdle else {
             connection.close()
