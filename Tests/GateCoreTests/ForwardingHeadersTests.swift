@@ -3,7 +3,7 @@ import Testing
 
 @Suite("Forwarding headers")
 struct ForwardingHeadersTests {
-    private let peer = IPAddress("198.51.100.9")!
+    private let peer = "198.51.100.9"
 
     private func upstream(_ fields: [(String, String)], trusted: Bool) -> [String: [String]] {
         let result = ForwardingHeaders.upstreamRequest(
@@ -44,10 +44,5 @@ struct ForwardingHeadersTests {
         ], trusted: false)
         #expect(Set(fields.keys) == ["host", "content-length", "accept", "x-forwarded-for", "x-forwarded-proto", "x-request-id"])
         #expect(fields["x-forwarded-for"] == ["198.51.100.9"])
-        let response = ForwardingHeaders.downstreamResponse([
-            (name: "Content-Type", value: "application/json"), (name: "Connection", value: "close, X-Internal"),
-            (name: "X-Internal", value: "1"), (name: "Keep-Alive", value: "timeout=5"), (name: "Content-Length", value: "2"),
-        ])
-        #expect(response.map(\.name) == ["Content-Type", "Content-Length"])
     }
 }

@@ -1,4 +1,4 @@
-/// The header rewriting of a forwarded request and its response.
+/// The header rewriting of a forwarded request (the response's is `HTTP1ResponseHead`'s).
 ///
 /// Hop-by-hop fields (RFC 9110 §7.6.1: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
 /// `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authorization`, `Proxy-Authenticate`, and
@@ -31,13 +31,14 @@ public enum ForwardingHeaders {
     /// The request fields to send upstream.
     /// - Parameters:
     ///   - fields: the client's fields, in order.
-    ///   - peer: the address that connected (after a PROXY header from a trusted proxy).
+    ///   - peer: the address that connected (after a PROXY header from a trusted proxy), as
+    ///     text (the caller keeps it per connection instead of formatting it per request).
     ///   - peerTrusted: whether `peer` is one of the trusted proxies.
     ///   - scheme: `http` or `https`, as the client reached the gateway.
     ///   - newID: the request id to use when none is taken from a trusted peer.
     public static func upstreamRequest(
         _ fields: [Field],
-        peer: IPAddress,
+        peer: String,
         peerTrusted: Bool,
         scheme: String,
         newID: String
@@ -66,21 +67,10 @@ public enum ForwardingHeaders {
                 result.append(field)
             }
         }
-        forwardedFor.append(peer.description)
-        result.append((name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")))
+        let chain = forwardedFor.isEmpty ? peer : (forwardedFor + [peer]).joined(separator: ", ")
+        result.append((name: "X-Forwarded-For", value: chain))
         result.append((name: "X-Forwarded-Proto", value: forwardedProto ?? scheme))
         result.append((name: "X-Request-Id", value: requestID ?? newID))
-        return result
-    }
-
-    /// The response fields to send to the client.
-    public static func downstreamResponse(_ fields: [Field]) -> [Field] {
-        let named = Self.namedByConnection(fields)
-        var result: [Field] = []
-        result.reserveCapacity(fields.count)
-        for field in fields where !Self.isOne(of: Self.hopByHop, field.name) && !Self.isOne(of: named, field.name) {
-            result.append(field)
-        }
         return result
     }
 

@@ -35,28 +35,6 @@ public enum HTTP1Head {
         }
     }
 
-    /// A parsed response head.
-    public struct Response: Sendable {
-        public var major: Int
-        public var minor: Int
-        public var status: Int
-        public var reason: String
-        public var fields: [Field]
-
-        public init(major: Int, minor: Int, status: Int, reason: String, fields: [Field]) {
-            self.major = major
-            self.minor = minor
-            self.status = status
-            self.reason = reason
-            self.fields = fields
-        }
-
-        /// Whether the sender keeps the connection open after this message.
-        public var isKeepAlive: Bool {
-            HTTP1Head.isKeepAlive(minor: self.minor, fields: self.fields)
-        }
-    }
-
     /// Where a head ends in the bytes received so far.
     public enum Scan: Sendable, Equatable {
         /// No end yet; the lines before `resumeAt` are complete and checked: scan again from
@@ -155,42 +133,22 @@ public enum HTTP1Head {
         }
     }
 
-    /// Parses a whole response head (as found by `scan`); a failure says what was wrong.
-    public static func parseResponse(_ head: UnsafeRawBufferPointer) -> Result<Response, HTTP1HeadError> {
-        let count = head.count
-        guard let (major, minor) = Self.version(head, at: 0), count >= 14, head[8] == Self.space,
-              let status = Self.threeDigits(head, at: 9)
-        else {
-            return .failure(HTTP1HeadError("malformed status line"))
-        }
-        var cursor = 12
-        var reasonStart = cursor
-        if head[cursor] == Self.space {
-            cursor += 1
-            reasonStart = cursor
-            while cursor < count, head[cursor] != Self.cr {
-                let byte = head[cursor]
-                guard byte == Self.tab || byte >= 0x20, byte != 0x7F else {
-                    return .failure(HTTP1HeadError("control character in the status line's reason"))
-                }
-                cursor += 1
-            }
-        }
-        guard cursor + 1 < count, head[cursor] == Self.cr, head[cursor + 1] == Self.lf else {
-            return .failure(HTTP1HeadError("malformed status line"))
-        }
-        let reason = Self.string(head, reasonStart..<cursor)
-        switch Self.parseFields(head, from: cursor + 2) {
-        case .success(let fields):
-            return .success(Response(major: major, minor: minor, status: status, reason: reason, fields: fields))
-        case .failure(let error):
-            return .failure(error)
-        }
-    }
-
-    /// The field lines from `start` to the final empty line.
+    /// The field lines from `start` to the final empty line, as strings.
     private static func parseFields(_ head: UnsafeRawBufferPointer, from start: Int) -> Result<[Field], HTTP1HeadError> {
         var fields: [Field] = []
+        let scanned = Self.scanFields(head, from: start) { name, value in
+            fields.append((name: Self.string(head, name), value: Self.string(head, value)))
+        }
+        return scanned.map { fields }
+    }
+
+    /// Checks the field lines from `start` to the final empty line and hands each field's name
+    /// and value (without optional whitespace) to `field`, in order.
+    static func scanFields(
+        _ head: UnsafeRawBufferPointer,
+        from start: Int,
+        _ field: (_ name: Range<Int>, _ value: Range<Int>) -> Void
+    ) -> Result<Void, HTTP1HeadError> {
         var cursor = start
         let count = head.count
         while cursor < count, head[cursor] != Self.cr {
@@ -228,15 +186,15 @@ public enum HTTP1Head {
                 }
                 cursor += 1
             }
-            fields.append((name: Self.string(head, nameStart..<nameEnd), value: Self.string(head, valueStart..<valueEnd)))
+            field(nameStart..<nameEnd, valueStart..<valueEnd)
             // `scan` has checked that every CR is followed by LF.
             cursor += 2
         }
-        return .success(fields)
+        return .success(())
     }
 
     /// `HTTP/d.d` at `index`.
-    private static func version(_ bytes: UnsafeRawBufferPointer, at index: Int) -> (Int, Int)? {
+    static func version(_ bytes: UnsafeRawBufferPointer, at index: Int) -> (Int, Int)? {
         guard index + 8 <= bytes.count,
               bytes[index] == UInt8(ascii: "H"), bytes[index + 1] == UInt8(ascii: "T"),
               bytes[index + 2] == UInt8(ascii: "T"), bytes[index + 3] == UInt8(ascii: "P"),
@@ -248,7 +206,7 @@ public enum HTTP1Head {
         return (major, minor)
     }
 
-    private static func threeDigits(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int? {
+    static func threeDigits(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int? {
         guard index + 3 <= bytes.count, let a = Self.digit(bytes[index]), let b = Self.digit(bytes[index + 1]), let c = Self.digit(bytes[index + 2]) else {
             return nil
         }

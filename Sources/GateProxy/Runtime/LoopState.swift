@@ -57,37 +57,46 @@ final class LoopState {
     /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health
     /// allows now, leaving out `excluded` (backends this request already failed to reach).
     func pick(_ upstream: Upstream, excluding excluded: [Endpoint] = []) -> Backend? {
-        let now = MonotonicInstant.now()
-        let generation = self.health.generation
-        var balancer = self.balancers[upstream.name] ?? Balancer(
-            upstream: upstream,
-            roundRobin: SmoothWeightedRoundRobin(count: upstream.backends.count),
-            weights: [],
-            healthGeneration: -1,
-            recomputeAt: nil
-        )
-        if balancer.healthGeneration != generation || balancer.recomputeAt.map({ now >= $0 }) == true {
-            let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
-            balancer.weights = weights
-            balancer.healthGeneration = generation
-            balancer.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
+        if self.balancers[upstream.name] == nil {
+            self.balancers[upstream.name] = Balancer(
+                upstream: upstream,
+                roundRobin: SmoothWeightedRoundRobin(count: upstream.backends.count),
+                weights: [],
+                healthGeneration: -1,
+                recomputeAt: nil
+            )
         }
-        var weights = balancer.weights
-        if !excluded.isEmpty {
-            for (index, backend) in upstream.backends.enumerated() where excluded.contains(backend.endpoint) {
-                weights[index] = 0
+        // Updated in place: a copy out of the dictionary would copy its arrays on every pick.
+        let index = self.pick(in: &self.balancers[upstream.name]!, upstream: upstream, excluding: excluded)
+        return index.map { upstream.backends[$0] }
+    }
+
+    private func pick(in balancer: inout Balancer, upstream: Upstream, excluding excluded: [Endpoint]) -> Int? {
+        let generation = self.health.generation
+        if balancer.healthGeneration != generation || balancer.recomputeAt != nil {
+            let now = MonotonicInstant.now()
+            if balancer.healthGeneration != generation || balancer.recomputeAt.map({ now >= $0 }) == true {
+                let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
+                balancer.weights = weights
+                balancer.healthGeneration = generation
+                balancer.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
             }
         }
-        let index = balancer.roundRobin.pick(weights: weights)
-        self.balancers[upstream.name] = balancer
-        return index.map { upstream.backends[$0] }
+        guard !excluded.isEmpty else {
+            return balancer.roundRobin.pick(weights: balancer.weights)
+        }
+        var weights = balancer.weights
+        for (index, backend) in upstream.backends.enumerated() where excluded.contains(backend.endpoint) {
+            weights[index] = 0
+        }
+        return balancer.roundRobin.pick(weights: weights)
     }
 
     /// Reports how a forwarded request ended (failures always; a success only after a failure).
     func recordOutcome(_ key: BackendKey, failed: Bool) -> BackendHealth.Transition? {
         if failed {
             self.failing.insert(key)
-        } else if self.failing.remove(key) == nil {
+        } else if self.failing.isEmpty || self.failing.remove(key) == nil {
             return nil
         }
         return self.health.recordRequest(key, failed: failed, at: .now())

@@ -82,7 +82,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private let logger: Logger
     /// The longest head read before it is refused (431, or 414 inside the request line).
     private let maximumHeadBytes: Int
-    private var peer: IPAddress
+    private var peer: IPAddress {
+        didSet {
+            self.peerText = self.peer.description
+        }
+    }
+    /// `peer` as text, formatted once per connection.
+    private var peerText: String
     private var machine: StateMachine
     private var exchange: Exchange?
     private var upstream: UpstreamConnection?
@@ -107,6 +113,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.connectionGuard = connectionGuard
         self.settings = settings
         self.peer = peer
+        self.peerText = peer.description
         self.scheme = scheme
         self.logger = logger
         self.machine = StateMachine(holdLimit: settings.outboundBufferBytes)
@@ -374,7 +381,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return nil
         }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
-        let fields = ForwardingHeaders.upstreamRequest(head.fields, peer: self.peer, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
+        let fields = ForwardingHeaders.upstreamRequest(head.fields, peer: self.peerText, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
         var expectsContinue = false
         let addEmptyLength = framing == .none && (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
         var upstreamHead = context.channel.allocator.buffer(capacity: bytes.readableBytes + 160)
@@ -691,7 +698,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 // MARK: - UpstreamExchange
 
 extension ProxyServerHandler: UpstreamExchange {
-    func upstreamHead(_ head: HTTP1Head.Response, framing: ResponseFraming) {
+    func upstreamHead(_ head: HTTP1ResponseHead, bytes: ByteBuffer) {
         guard let context = self.context, let exchange = self.exchange else {
             return
         }
@@ -707,11 +714,10 @@ extension ProxyServerHandler: UpstreamExchange {
         // The body's framing towards the client: a length as it was (normalised), chunks
         // chunked again; for an HTTP/1.0 client a chunked or close-delimited body ends with the
         // connection.
-        var keepLengthFields = false
         var length: Int?
-        switch framing {
+        switch head.framing {
         case .none:
-            keepLengthFields = true
+            break
         case .contentLength(let value):
             length = value
         case .chunked, .untilClose:
@@ -722,21 +728,20 @@ extension ProxyServerHandler: UpstreamExchange {
             }
         }
         let clientKeepAlive = exchange.keepAlive && !self.quiescing && !exchange.closeAfterAnswer
-        let fields = ForwardingHeaders.downstreamResponse(head.fields)
-        var buffer = context.channel.allocator.buffer(capacity: 256)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + 64)
         buffer.writeStaticString(exchange.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeString(String(head.status))
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.reason)
-        buffer.writeStaticString("\r\n")
-        for field in fields {
-            if !keepLengthFields && field.name.equalsASCIICaseInsensitive("content-length") {
-                continue
-            }
-            buffer.writeString(field.name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(field.value)
+        bytes.withUnsafeReadableBytes { raw in
+            // The status code and reason as read (both checked by the parser).
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[9..<12]))
+            buffer.writeStaticString(" ")
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reason]))
             buffer.writeStaticString("\r\n")
+            for field in head.forwarded {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.name]))
+                buffer.writeStaticString(": ")
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.value]))
+                buffer.writeStaticString("\r\n")
+            }
         }
         if let length {
             buffer.writeStaticString("Content-Length: ")

@@ -6,8 +6,8 @@ import NIOCore
 ///
 /// Both live on the same event loop: the calls are plain method calls, no hop.
 protocol UpstreamExchange: AnyObject {
-    /// The answer's head (1xx heads are not passed on).
-    func upstreamHead(_ head: HTTP1Head.Response, framing: ResponseFraming)
+    /// The answer's head, read in place in `bytes` (1xx heads are not passed on).
+    func upstreamHead(_ head: HTTP1ResponseHead, bytes: ByteBuffer)
     /// Body data of the answer (framing removed).
     func upstreamBody(_ data: ByteBuffer)
     /// The answer ended; `reusable` when the connection can serve another request.
@@ -179,8 +179,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     /// A complete head: passes it on and sets up the body. `false` when reading must stop.
     private func received(head bytes: ByteBuffer, exchange: any UpstreamExchange) -> Bool {
-        let parsed = bytes.withUnsafeReadableBytes { HTTP1Head.parseResponse($0) }
-        let head: HTTP1Head.Response
+        let method = self.requestMethod
+        let parsed = bytes.withUnsafeReadableBytes { HTTP1ResponseHead.parse($0, requestMethod: method) }
+        let head: HTTP1ResponseHead
         switch parsed {
         case .success(let response):
             head = response
@@ -200,15 +201,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
             // 1xx (100 Continue, 103 Early Hints): informational only, not forwarded.
             return true
         }
-        let framing: ResponseFraming
-        switch ResponseFraming.of(head, requestMethod: self.requestMethod) {
-        case .success(let found):
-            framing = found
-        case .failure(let error):
-            self.fail("unreadable answer framing: \(error)")
-            return false
-        }
-        self.keepAlive = head.isKeepAlive && framing != .untilClose
+        let framing = head.framing
+        self.keepAlive = head.keepAlive
         switch framing {
         case .none, .contentLength(0):
             self.reading = .idle
@@ -219,7 +213,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         case .untilClose:
             self.reading = .untilClose
         }
-        exchange.upstreamHead(head, framing: framing)
+        exchange.upstreamHead(head, bytes: bytes)
         if case .idle = self.reading, self.exchange === exchange {
             self.ended(exchange)
         }
