@@ -171,7 +171,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                     }
                     if skip > 0 {
                         buffer.moveReaderIndex(forwardBy: skip)
-                        self.inbound = buffer
+                        self.inbound = buffer.readableBytes > 0 ? buffer : nil
                         continue
                     }
                 }
@@ -189,7 +189,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                     return self.refuse(RequestHeadCheck.Refusal(status: 400, reason: "malformed request: \(reason)"), minor: 1, context: context)
                 case .complete(let length):
                     let head = buffer.readSlice(length: length)!
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     self.reading = .head(resumeAt: 0)
                     switch self.received(head: head, context: context) {
                     case nil:
@@ -205,7 +205,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             case .length(let remaining):
                 let take = min(remaining, buffer.readableBytes)
                 let body = buffer.readSlice(length: take)!
-                self.inbound = buffer
+                self.inbound = buffer.readableBytes > 0 ? buffer : nil
                 let ended = take == remaining
                 self.reading = ended ? .head(resumeAt: 0) : .length(remaining: remaining - take)
                 self.received(body: body, payloadBytes: take, context: context)
@@ -221,11 +221,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 case .data(let range):
                     buffer.moveReaderIndex(forwardBy: range.lowerBound)
                     let data = buffer.readSlice(length: range.count)!
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     self.received(body: Self.chunk(data, allocator: context.channel.allocator), payloadBytes: range.count, context: context)
                 case .end(let consumed):
                     buffer.moveReaderIndex(forwardBy: consumed)
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     self.reading = .head(resumeAt: 0)
                     self.received(body: Self.chunkedEnd, payloadBytes: 0, context: context)
                     if case .head = self.reading {

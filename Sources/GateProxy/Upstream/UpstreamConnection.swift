@@ -136,7 +136,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     return self.fail("malformed answer head: \(reason)")
                 case .complete(let length):
                     let head = buffer.readSlice(length: length)!
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     self.reading = .head(resumeAt: 0)
                     guard self.received(head: head, exchange: exchange) else {
                         return
@@ -145,7 +145,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
             case .length(let remaining):
                 let take = min(remaining, buffer.readableBytes)
                 let data = buffer.readSlice(length: take)!
-                self.inbound = buffer
+                self.inbound = buffer.readableBytes > 0 ? buffer : nil
                 self.reading = take == remaining ? .idle : .length(remaining: remaining - take)
                 exchange.upstreamBody(data)
                 if take == remaining, self.exchange === exchange {
@@ -160,11 +160,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
                 case .data(let range):
                     buffer.moveReaderIndex(forwardBy: range.lowerBound)
                     let data = buffer.readSlice(length: range.count)!
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     exchange.upstreamBody(data)
                 case .end(let consumed):
                     buffer.moveReaderIndex(forwardBy: consumed)
-                    self.inbound = buffer
+                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
                     self.reading = .idle
                     self.ended(exchange)
                 case .malformed(let reason):

@@ -68,10 +68,9 @@ final class UpstreamPool {
             .assumeIsolated()
             .flatMapThrowing { channel in
                 let connection = try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
-                channel.closeFuture.assumeIsolated().whenComplete { [weak self, weak connection] _ in
-                    guard let self, let connection else {
-                        return
-                    }
+                // Strong captures, released when the channel closes: a weak reference would give
+                // the connection a side table, and every retain of it would take the slow path.
+                channel.closeFuture.assumeIsolated().whenComplete { _ in
                     self.forget(connection)
                 }
                 return connection
