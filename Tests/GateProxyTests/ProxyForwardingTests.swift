@@ -92,6 +92,58 @@ import Testing
         }
     }
 
+    @Test func aChunkedAnswerIsChunkedAgainAndTheConnectionKept() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let requests = "GET /chunked/70000 HTTP/1.1\r\nHost: gw\r\n\r\nGET /x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+            let result = try await harness.raw([Array(requests.utf8)])
+            let text = result.text
+            #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            let head = text.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.contains("transfer-encoding: chunked"))
+            #expect(!head.contains("content-length"))
+            // The data arrives whole (70,000 x) and the second answer follows on the same connection.
+            #expect(text.filter { $0 == "x" }.count == 70_000)
+            #expect(text.hasSuffix("b1"))
+            #expect(harness.backends[0].paths == ["/chunked/70000", "/x"])
+        }
+    }
+
+    @Test func anHTTP10ClientGetsAChunkedAnswerDelimitedByTheClose() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let result = try await harness.raw([Array("GET /chunked/5000 HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n".utf8)])
+            #expect(result.text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            let parts = result.text.components(separatedBy: "\r\n\r\n")
+            #expect(parts[0].lowercased().contains("connection: close"))
+            #expect(!parts[0].lowercased().contains("transfer-encoding"))
+            #expect(parts.dropFirst().joined() == String(repeating: "x", count: 5000))
+            #expect(result.closedByServer)
+        }
+    }
+
+    @Test func anAnswerDelimitedByTheBackendsCloseReachesTheClientChunked() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let connection = try await harness.connect()
+            let response = try await connection.request(.GET, "/close/40000")
+            #expect(response.status == 200)
+            #expect(response.body == String(repeating: "x", count: 40000))
+            // The client connection stays usable (the upstream one was closed, not reused).
+            let after = try await connection.request(.GET, "/x")
+            #expect(after.body == "b1")
+        }
+    }
+
+    @Test func aHeadAnswerKeepsItsLengthAndHasNoBody() async throws {
+        try await GatewayHarness.with(weights: [1]) { harness in
+            let requests = "HEAD /x HTTP/1.1\r\nHost: gw\r\n\r\nGET /y HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+            let result = try await harness.raw([Array(requests.utf8)])
+            let answers = result.text.components(separatedBy: "HTTP/1.1 200 OK\r\n")
+            #expect(answers.count == 3, "\(result.text)")
+            #expect(answers[1].lowercased().contains("content-length: 2\r\n"))
+            #expect(answers[1].hasSuffix("\r\n\r\n"))
+            #expect(answers[2].hasSuffix("b1"))
+        }
+    }
+
     @Test func anUnroutedPathIsAnswered404WithAReason() async throws {
         try await GatewayHarness.with(weights: [1], routes: "  - prefix: /api/\n    upstream: tickets\n") { harness in
             let connection = try await harness.connect()

@@ -11,6 +11,8 @@ import NIOPosix
 /// - `/status/NNN`: answers NNN.
 /// - `/slow/MS`: answers after MS milliseconds.
 /// - `/big/BYTES`: a body of BYTES bytes, streamed in 16 KiB writes that wait for writability.
+/// - `/chunked/BYTES`: the same body without a length (NIO frames it chunked).
+/// - `/close/BYTES`: the same body as HTTP/1.0 without a length: it ends when the backend closes.
 /// - anything else: 200 with body `NAME`; headers `X-Backend: NAME` and `X-Seen-*` echoing the
 ///   request's `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id` and body length.
 public final class TestBackend: Sendable {
@@ -28,6 +30,8 @@ public final class TestBackend: Sendable {
         let backend: TestBackend
         private var head: HTTPRequestHead?
         private var bodyBytes = 0
+        /// The answer under way is delimited by closing the connection.
+        private var closeAfterStream = false
 
         init(backend: TestBackend) {
             self.backend = backend
@@ -68,6 +72,7 @@ public final class TestBackend: Sendable {
             var status = HTTPResponseStatus.ok
             var delay: TimeAmount?
             var bigBody: Int?
+            var framing = "length"
             if parts.count == 2, let number = Int(parts[1]) {
                 switch parts[0] {
                 case "status":
@@ -76,14 +81,26 @@ public final class TestBackend: Sendable {
                     delay = .milliseconds(Int64(number))
                 case "big":
                     bigBody = number
+                case "chunked", "close":
+                    bigBody = number
+                    framing = String(parts[0])
                 default:
                     break
                 }
             }
             let body = ByteBuffer(string: self.backend.name)
             if let bigBody {
-                headers.add(name: "Content-Length", value: String(bigBody))
-                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                var version = HTTPVersion.http1_1
+                switch framing {
+                case "chunked":
+                    break
+                case "close":
+                    version = .http1_0
+                    self.closeAfterStream = true
+                default:
+                    headers.add(name: "Content-Length", value: String(bigBody))
+                }
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
                 self.stream(remaining: bigBody, context: context)
                 return
             }
@@ -109,7 +126,10 @@ public final class TestBackend: Sendable {
                 left -= size
             }
             if left == 0 {
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+                if self.closeAfterStream {
+                    written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                }
                 return
             }
             context.flush()

@@ -79,6 +79,8 @@ public struct ChunkedDecoder: Sendable {
                     guard self.countMetadata() else {
                         return .malformed("chunk extensions larger than \(self.maximumMetadataBytes) bytes")
                     }
+                } else if byte == UInt8(ascii: "\n") {
+                    return .malformed("chunk size line does not end in CRLF (bare LF)")
                 } else if byte == UInt8(ascii: ";") {
                     self.state = .afterSize(value: value, inExtension: true)
                 } else if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") {
