@@ -43,9 +43,27 @@ public enum ForwardingHeaders {
         scheme: String,
         newID: String
     ) -> [Field] {
-        let named = Self.namedByConnection(fields)
         var result: [Field] = []
         result.reserveCapacity(fields.count + 3)
+        let added = Self.upstreamFields(fields, peer: peer, peerTrusted: peerTrusted, scheme: scheme) { result.append($0) }
+        result.append((name: "X-Forwarded-For", value: added.forwardedFor))
+        result.append((name: "X-Forwarded-Proto", value: added.forwardedProto))
+        result.append((name: "X-Request-Id", value: added.requestID ?? newID))
+        return result
+    }
+
+    /// The same rewriting without building a list: the client's fields that go upstream are
+    /// handed to `keep` in order, and the forwarding values are returned for the caller to
+    /// append (`requestID` is `nil` when the caller must make a new one). The proxy writes the
+    /// upstream head this way straight into its buffer.
+    public static func upstreamFields(
+        _ fields: [Field],
+        peer: String,
+        peerTrusted: Bool,
+        scheme: String,
+        keep: (Field) -> Void
+    ) -> (forwardedFor: String, forwardedProto: String, requestID: String?) {
+        let named = Self.namedByConnection(fields)
         var forwardedFor: [String] = []
         var forwardedProto: String?
         var requestID: String?
@@ -63,15 +81,12 @@ public enum ForwardingHeaders {
                 if peerTrusted, requestID == nil, Self.isValidRequestID(field.value) {
                     requestID = field.value
                 }
-            } else if !Self.isOne(of: Self.hopByHop, name) && !Self.isOne(of: named, name) {
-                result.append(field)
+            } else if !Self.isOne(of: Self.hopByHop, name) && (named.isEmpty || !Self.isOne(of: named, name)) {
+                keep(field)
             }
         }
         let chain = forwardedFor.isEmpty ? peer : (forwardedFor + [peer]).joined(separator: ", ")
-        result.append((name: "X-Forwarded-For", value: chain))
-        result.append((name: "X-Forwarded-Proto", value: forwardedProto ?? scheme))
-        result.append((name: "X-Request-Id", value: requestID ?? newID))
-        return result
+        return (chain, forwardedProto ?? scheme, requestID)
     }
 
     /// The request id that goes upstream (and back in the response) for these request fields.

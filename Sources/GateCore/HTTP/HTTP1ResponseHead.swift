@@ -110,8 +110,8 @@ public struct HTTP1ResponseHead: Sendable {
         } else {
             framing = .untilClose
         }
-        var forwarded = spans
-        forwarded.removeAll { span in
+        // Filtered in place: the array is the one the fields were collected in.
+        spans.removeAll { span in
             switch Self.kind(of: head, span.name) {
             case .contentLength:
                 return framing != .none
@@ -124,7 +124,7 @@ public struct HTTP1ResponseHead: Sendable {
         let keepAlive = (minor >= 1 ? !close : keepAliveToken && !close) && framing != .untilClose
         return .success(HTTP1ResponseHead(
             major: major, minor: minor, status: status, reason: reason,
-            framing: framing, keepAlive: keepAlive, forwarded: forwarded
+            framing: framing, keepAlive: keepAlive, forwarded: spans
         ))
     }
 

@@ -48,10 +48,25 @@ final class LoopState {
         return self.cachedRoutes
     }
 
-    /// A new request id: this loop's random prefix and a counter.
-    func nextRequestID() -> String {
+    /// Writes a new request id into `buffer` (no string made): this loop's random prefix and a
+    /// counter in hex.
+    func writeNextRequestID(into buffer: inout ByteBuffer) {
         self.requestCounter &+= 1
-        return self.requestPrefix + String(self.requestCounter, radix: 16)
+        let counter = self.requestCounter
+        buffer.writeString(self.requestPrefix)
+        // Hex digits, most significant first, no leading zeros.
+        var shift: UInt64 = 60
+        while shift > 0 && counter >> shift == 0 {
+            shift -= 4
+        }
+        while true {
+            let nibble = UInt8(truncatingIfNeeded: (counter >> shift) & 0xF)
+            buffer.writeInteger(nibble < 10 ? nibble + 0x30 : nibble + 0x57)
+            if shift == 0 {
+                break
+            }
+            shift -= 4
+        }
     }
 
     /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health

@@ -74,6 +74,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     private static let chunkedEnd = ByteBuffer(string: "0\r\n\r\n")
     private static let continueAnswer = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
+    /// Body bytes copied into the answer's head buffer rather than written beside it.
+    private static let coalescedBodyBytes = 16 * 1024
 
     private let loop: LoopState
     private let connectionGuard: ConnectionGuard
@@ -93,6 +95,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var exchange: Exchange?
     private var upstream: UpstreamConnection?
     private var context: ChannelHandlerContext?
+    /// The channel's allocator, looked up once.
+    private var allocator = ByteBufferAllocator()
     private var reads = HeldReads()
     private var reading = Reading.head(resumeAt: 0)
     /// Bytes received and not parsed yet.
@@ -102,6 +106,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var quiescing = false
     private var wroteUpstream = false
     private var wroteClient = false
+    /// The answer's head, held back to go out in one buffer with a small body.
+    private var pendingClientHead: ByteBuffer?
     /// When the upstream's answer head must have arrived (`nil`: no answer awaited).
     private var responseDeadline: NIODeadline?
     /// One timer per connection, re-armed only when it fires early: a fast answer costs a
@@ -124,6 +130,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.allocator = context.channel.allocator
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -222,7 +229,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                     buffer.moveReaderIndex(forwardBy: range.lowerBound)
                     let data = buffer.readSlice(length: range.count)!
                     self.inbound = buffer.readableBytes > 0 ? buffer : nil
-                    self.received(body: Self.chunk(data, allocator: context.channel.allocator), payloadBytes: range.count, context: context)
+                    self.received(body: Self.chunk(data, allocator: self.allocator), payloadBytes: range.count, context: context)
                 case .end(let consumed):
                     buffer.moveReaderIndex(forwardBy: consumed)
                     self.inbound = buffer.readableBytes > 0 ? buffer : nil
@@ -381,28 +388,38 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return nil
         }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
-        let fields = ForwardingHeaders.upstreamRequest(head.fields, peer: self.peerText, peerTrusted: peerTrusted, scheme: self.scheme, newID: self.loop.nextRequestID())
         var expectsContinue = false
         let addEmptyLength = framing == .none && (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
-        var upstreamHead = context.channel.allocator.buffer(capacity: bytes.readableBytes + 160)
+        var upstreamHead = self.allocator.buffer(capacity: bytes.readableBytes + 160)
         upstreamHead.writeString(head.method)
         upstreamHead.writeStaticString(" ")
         upstreamHead.writeString(head.target)
         upstreamHead.writeStaticString(" HTTP/1.1\r\n")
-        for field in fields {
+        let added = ForwardingHeaders.upstreamFields(head.fields, peer: self.peerText, peerTrusted: peerTrusted, scheme: self.scheme) { field in
             if field.name.equalsASCIICaseInsensitive("expect") {
                 // The gateway reads the body itself; the client need not wait for the backend.
                 expectsContinue = field.value.equalsASCIICaseInsensitive("100-continue")
-                continue
+                return
             }
             if addEmptyLength && field.name.equalsASCIICaseInsensitive("content-length") {
-                continue
+                return
             }
             upstreamHead.writeString(field.name)
             upstreamHead.writeStaticString(": ")
             upstreamHead.writeString(field.value)
             upstreamHead.writeStaticString("\r\n")
         }
+        upstreamHead.writeStaticString("X-Forwarded-For: ")
+        upstreamHead.writeString(added.forwardedFor)
+        upstreamHead.writeStaticString("\r\nX-Forwarded-Proto: ")
+        upstreamHead.writeString(added.forwardedProto)
+        upstreamHead.writeStaticString("\r\nX-Request-Id: ")
+        if let requestID = added.requestID {
+            upstreamHead.writeString(requestID)
+        } else {
+            self.loop.writeNextRequestID(into: &upstreamHead)
+        }
+        upstreamHead.writeStaticString("\r\n")
         if framing == .chunked {
             upstreamHead.writeStaticString("Transfer-Encoding: chunked\r\n")
         } else if addEmptyLength {
@@ -678,7 +695,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private func write(_ answer: LocalAnswer, minor: Int, keepAlive wanted: Bool, context: ChannelHandlerContext) -> Bool {
         let keepAlive = wanted && !self.quiescing
         self.connectionGuard.answerStarted = true
-        let bytes = answer.bytes(minor: minor, close: !keepAlive, allocator: context.channel.allocator)
+        let bytes = answer.bytes(minor: minor, close: !keepAlive, allocator: self.allocator)
         if keepAlive {
             context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
         } else {
@@ -699,7 +716,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
 extension ProxyServerHandler: UpstreamExchange {
     func upstreamHead(_ head: HTTP1ResponseHead, bytes: ByteBuffer) {
-        guard let context = self.context, let exchange = self.exchange else {
+        guard self.context != nil, let exchange = self.exchange else {
             return
         }
         guard case .forward = self.machine.responseHead() else {
@@ -728,7 +745,7 @@ extension ProxyServerHandler: UpstreamExchange {
             }
         }
         let clientKeepAlive = exchange.keepAlive && !self.quiescing && !exchange.closeAfterAnswer
-        var buffer = context.channel.allocator.buffer(capacity: bytes.readableBytes + 64)
+        var buffer = self.allocator.buffer(capacity: bytes.readableBytes + 64)
         buffer.writeStaticString(exchange.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         bytes.withUnsafeReadableBytes { raw in
             // The status code and reason as read (both checked by the parser).
@@ -756,8 +773,18 @@ extension ProxyServerHandler: UpstreamExchange {
             buffer.writeStaticString("Connection: keep-alive\r\n")
         }
         buffer.writeStaticString("\r\n")
-        context.write(self.wrapOutboundOut(buffer), promise: nil)
+        // Written with the first body bytes (one buffer, one write for a small answer) or at
+        // the end of this read.
+        self.pendingClientHead = buffer
         self.wroteClient = true
+    }
+
+    /// Writes the answer's head if it is still held back.
+    private func writePendingHead(context: ChannelHandlerContext) {
+        if let head = self.pendingClientHead {
+            self.pendingClientHead = nil
+            context.write(self.wrapOutboundOut(head), promise: nil)
+        }
     }
 
     func upstreamBody(_ data: ByteBuffer) {
@@ -767,8 +794,15 @@ extension ProxyServerHandler: UpstreamExchange {
         guard case .forward = self.machine.responseBody() else {
             return
         }
-        let bytes = exchange.rechunk ? Self.chunk(data, allocator: context.channel.allocator) : data
-        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        if var head = self.pendingClientHead, !exchange.rechunk, data.readableBytes <= Self.coalescedBodyBytes {
+            self.pendingClientHead = nil
+            head.writeImmutableBuffer(data)
+            context.write(self.wrapOutboundOut(head), promise: nil)
+        } else {
+            self.writePendingHead(context: context)
+            let bytes = exchange.rechunk ? Self.chunk(data, allocator: self.allocator) : data
+            context.write(self.wrapOutboundOut(bytes), promise: nil)
+        }
         self.wroteClient = true
         if !context.channel.isWritable {
             context.flush()
@@ -793,10 +827,11 @@ extension ProxyServerHandler: UpstreamExchange {
             }
         }
         self.wroteClient = false
+        self.writePendingHead(context: context)
         if closeClient || self.quiescing || exchange.closeAfterAnswer {
             self.exchange = nil
             self.reading = .closed
-            let last = exchange.rechunk ? Self.chunkedEnd : context.channel.allocator.buffer(capacity: 0)
+            let last = exchange.rechunk ? Self.chunkedEnd : self.allocator.buffer(capacity: 0)
             context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -810,9 +845,10 @@ extension ProxyServerHandler: UpstreamExchange {
     }
 
     func upstreamReadComplete() {
-        if self.wroteClient {
+        if self.wroteClient, let context = self.context {
             self.wroteClient = false
-            self.context?.flush()
+            self.writePendingHead(context: context)
+            context.flush()
         }
     }
 
