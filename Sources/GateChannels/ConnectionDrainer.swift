@@ -4,8 +4,8 @@ import Synchronization
 /// Keeps the server's open connections so a shutdown can drain them, then close what is left.
 ///
 /// `drain()` sends each connection `ChannelShouldQuiesceEvent`: NIOHTTP1's
-/// `HTTPServerPipelineHandler` closes an idle keep-alive connection at once and a busy one after
-/// the response in flight has ended. `closeAll()` is the hard stop when the grace period is over.
+/// `HTTPServerPipelineHandler` (the ticket node) and the gateway's proxy handler close an idle
+/// keep-alive connection at once and a busy one after the response in flight has ended. `closeAll()` is the hard stop when the grace period is over.
 public final class ConnectionDrainer: Sendable {
     private struct State {
         var open: [ObjectIdentifier: any Channel] = [:]
