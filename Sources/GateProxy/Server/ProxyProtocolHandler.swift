@@ -7,9 +7,9 @@ import NIOCore
 /// Only installed for a connection from a trusted proxy on a `proxy_protocol` listener: a
 /// header from anyone else is never believed (its bytes then reach the proxy handler's HTTP
 /// parser and are refused as a malformed request). A partial header is waited for, up to the
-/// parser's size bound; anything invalid closes the connection without an answer (the peer speaks a
-/// different protocol, there is no client to answer). A `LOCAL` header (the balancer's own
-/// health check) keeps the socket's address.
+/// parser's size bound; anything invalid closes the connection without an answer (the peer
+/// speaks a different protocol, there is no client to answer). A `LOCAL` header (the
+/// balancer's own health check) keeps the socket's address.
 final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
