@@ -48,6 +48,30 @@ final class LoopState {
         return self.cachedRoutes
     }
 
+    /// Buffers for serialised heads, lent to one head at a time: a head written and flushed
+    /// hands its buffer back, so the next head reuses its memory instead of allocating. A buffer
+    /// still held by a pending write is not unique, and the next borrower's first write copies it
+    /// (copy-on-write): correct, only slower.
+    private var spareBuffers: [ByteBuffer] = []
+    /// Spare buffers larger than this are dropped (a huge head does not pin its memory).
+    private static let largestSpare = 16 * 1024
+
+    /// An empty buffer with room for `capacity` bytes, a spare one when there is one.
+    func borrowBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = self.spareBuffers.popLast() else {
+            return allocator.buffer(capacity: capacity)
+        }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
+    /// Takes a buffer back once its bytes are written (the caller keeps no copy).
+    func returnBuffer(_ buffer: ByteBuffer) {
+        if buffer.capacity <= Self.largestSpare && self.spareBuffers.count < 4 {
+            self.spareBuffers.append(buffer)
+        }
+    }
+
     /// Writes a new request id into `buffer` (no string made): this loop's random prefix and a
     /// counter in hex.
     func writeNextRequestID(into buffer: inout ByteBuffer) {

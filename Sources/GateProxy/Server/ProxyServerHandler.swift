@@ -39,9 +39,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         /// The client's HTTP/1 minor version.
         let minor: Int
         let keepAlive: Bool
-        /// The head to send upstream, serialised once (a retry on another backend resends it).
-        let upstreamHead: ByteBuffer
+        /// The head to send upstream, serialised once (a retry on another backend resends it);
+        /// `nil` once sent (the buffer goes back to the loop for the next head).
+        var upstreamHead: ByteBuffer?
         let upstream: Upstream
+        /// Backends this request could not connect to (left out of the next pick).
         var tried: [Endpoint] = []
         var backend: BackendKey?
         /// Whether an upstream connection is being sought (from the first body part or end on).
@@ -390,7 +392,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
         var expectsContinue = false
         let addEmptyLength = framing == .none && (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
-        var upstreamHead = self.allocator.buffer(capacity: bytes.readableBytes + 160)
+        var upstreamHead = self.loop.borrowBuffer(capacity: bytes.readableBytes + 160, allocator: self.allocator)
         upstreamHead.writeString(head.method)
         upstreamHead.writeStaticString(" ")
         upstreamHead.writeString(head.target)
@@ -558,7 +560,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 ? "no backend of upstream \(exchange.upstream.name) is available"
                 : "cannot connect to a backend of upstream \(exchange.upstream.name)")
         }
-        exchange.tried.append(backend.endpoint)
         exchange.backend = BackendKey(upstream: exchange.upstream.name, endpoint: backend.endpoint)
         if let connection = self.loop.pool.takeIdle(backend.endpoint) {
             return self.bind(connection)
@@ -572,9 +573,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.logger.warning("upstream connect failed", metadata: ["backend": "\(key)", "error": "\(error)"])
                 self.settings.metrics.upstreamConnectFailures.increment()
                 self.recordOutcome(key, failed: true)
-                guard case .connecting = self.machine.state else {
+                guard case .connecting = self.machine.state, let exchange = self.exchange else {
                     return
                 }
+                exchange.tried.append(key.endpoint)
                 self.connectUpstream()
             }
         }
@@ -591,7 +593,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             self.upstream = connection
             connection.begin(self, method: exchange.method)
-            connection.write(exchange.upstreamHead)
+            if let head = exchange.upstreamHead {
+                exchange.upstreamHead = nil
+                connection.write(head)
+                self.loop.returnBuffer(head)
+            }
             for bytes in held {
                 connection.write(bytes)
             }
@@ -745,7 +751,7 @@ extension ProxyServerHandler: UpstreamExchange {
             }
         }
         let clientKeepAlive = exchange.keepAlive && !self.quiescing && !exchange.closeAfterAnswer
-        var buffer = self.allocator.buffer(capacity: bytes.readableBytes + 64)
+        var buffer = self.loop.borrowBuffer(capacity: bytes.readableBytes + 64, allocator: self.allocator)
         buffer.writeStaticString(exchange.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         bytes.withUnsafeReadableBytes { raw in
             // The status code and reason as read (both checked by the parser).
@@ -784,6 +790,7 @@ extension ProxyServerHandler: UpstreamExchange {
         if let head = self.pendingClientHead {
             self.pendingClientHead = nil
             context.write(self.wrapOutboundOut(head), promise: nil)
+            self.loop.returnBuffer(head)
         }
     }
 
@@ -798,6 +805,7 @@ extension ProxyServerHandler: UpstreamExchange {
             self.pendingClientHead = nil
             head.writeImmutableBuffer(data)
             context.write(self.wrapOutboundOut(head), promise: nil)
+            self.loop.returnBuffer(head)
         } else {
             self.writePendingHead(context: context)
             let bytes = exchange.rechunk ? Self.chunk(data, allocator: self.allocator) : data

@@ -26,7 +26,13 @@ final class UpstreamPool {
     private let connectTimeout: TimeAmount
     private let maximumIdle: Int
     private let outboundBufferBytes: Int
-    private var idle: [Endpoint: [UpstreamConnection]] = [:]
+    /// One stack per backend, a class so a request changes it in place: mutating an array
+    /// inside a dictionary goes through a `_modify` accessor that allocates on every call.
+    private final class IdleStack {
+        var connections: [UpstreamConnection] = []
+    }
+
+    private var idle: [Endpoint: IdleStack] = [:]
     private var closed = false
 
     init(eventLoop: any EventLoop, connectTimeout: TimeAmount, maximumIdle: Int, outboundBufferBytes: Int) {
@@ -39,8 +45,10 @@ final class UpstreamPool {
     /// An idle connection to `endpoint` from the pool, or `nil`.
     func takeIdle(_ endpoint: Endpoint) -> UpstreamConnection? {
         let now = NIODeadline.now()
-        // Popped in place: copying the stack out of the dictionary would copy it whole.
-        while let connection = self.idle[endpoint]?.popLast() {
+        guard let stack = self.idle[endpoint] else {
+            return nil
+        }
+        while let connection = stack.connections.popLast() {
             if connection.isActive && now - connection.idleSince < Self.maximumIdleTime {
                 return connection
             }
@@ -82,25 +90,32 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection) {
         connection.detach()
         connection.resumeReading()
-        guard !self.closed, connection.isActive, self.idle[connection.endpoint, default: []].count < self.maximumIdle else {
+        let stack: IdleStack
+        if let existing = self.idle[connection.endpoint] {
+            stack = existing
+        } else {
+            stack = IdleStack()
+            self.idle[connection.endpoint] = stack
+        }
+        guard !self.closed, connection.isActive, stack.connections.count < self.maximumIdle else {
             connection.close()
             return
         }
         connection.idleSince = .now()
-        self.idle[connection.endpoint, default: []].append(connection)
+        stack.connections.append(connection)
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        guard let index = self.idle[connection.endpoint]?.firstIndex(where: { $0 === connection }) else {
+        guard let stack = self.idle[connection.endpoint], let index = stack.connections.firstIndex(where: { $0 === connection }) else {
             return
         }
-        self.idle[connection.endpoint]?.remove(at: index)
+        stack.connections.remove(at: index)
     }
 
     /// Closes every idle connection and keeps no more.
     func closeAll() {
         self.closed = true
-        let all = self.idle.values.flatMap { $0 }
+        let all = self.idle.values.flatMap(\.connections)
         self.idle = [:]
         for connection in all {
             connection.close()
