@@ -21,7 +21,7 @@ public struct HTTP1ResponseHead: Sendable {
     public var reason: Range<Int>
     public var framing: ResponseFraming
     /// Whether the backend keeps the connection open after this answer (never for a body
-    /// delimited by the close).
+    /// delimited by the close, nor after an answer with both a length and chunked framing).
     public var keepAlive: Bool
     /// The fields to send on to the client, in order.
     public var forwarded: [FieldSpan]
@@ -121,7 +121,10 @@ public struct HTTP1ResponseHead: Sendable {
                 return named.contains { Self.equalsIgnoringCase(head, $0, span.name) }
             }
         }
+        // A message framed two ways (length and chunked) is read as chunked, but the connection
+        // is not trusted with another exchange (RFC 9112 §6.1).
         let keepAlive = (minor >= 1 ? !close : keepAliveToken && !close) && framing != .untilClose
+            && !(hasTransferEncoding && length != nil)
         return .success(HTTP1ResponseHead(
             major: major, minor: minor, status: status, reason: reason,
             framing: framing, keepAlive: keepAlive, forwarded: spans
