@@ -184,7 +184,86 @@ struct RulesLoaderTests {
         #expect(empty?.diagnostics.map(\.message) == ["no *.yaml files in \(directory.path)"])
     }
 
+    @Test("identity and per-account rules: purchase routes get one request in flight by default")
+    func accountRules() throws {
+        let rules = try Self.compile("""
+            identity:
+              header: X-Account-Id
+            upstreams:
+              tickets:
+                backends: [{address: '127.0.0.1:8081'}]
+            routes:
+              - path: /buy
+                method: POST
+                upstream: tickets
+                purchase: true
+              - path: /pay
+                upstream: tickets
+                in_flight: {mode: shadow, ttl: 5s}
+              - path: /refund
+                upstream: tickets
+                purchase: true
+                in_flight: false
+              - prefix: /
+                upstream: tickets
+            """)
+        #expect(rules.identity == AccountIdentity(header: "X-Account-Id", trust: .proxies, file: "rules.yaml", line: 2))
+        #expect(rules.routes.map(\.inFlight) == [
+            InFlightPolicy(mode: .enforce, ttl: .seconds(30)),
+            InFlightPolicy(mode: .shadow, ttl: .seconds(5)),
+            nil,
+            nil,
+        ])
+        #expect(rules.routes.map(\.purchase) == [true, false, true, false])
+        let clients = try Self.compile("identity: {header: X-User, trust: clients}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n")
+        #expect(clients.identity?.trust == .clients)
+        #expect(try Self.compile("upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n").identity == nil)
+    }
+
     static let badFixtures: [BadFixture] = [
+        BadFixture(
+            "identity without a header",
+            "identity:\n  trust: proxies\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "identity", message: "required key 'header' is missing"
+        ),
+        BadFixture(
+            "identity header that is no header name",
+            "identity:\n  header: X Account\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "identity.header", message: "'X Account' is not a header name"
+        ),
+        BadFixture(
+            "identity trusted from nobody known",
+            "identity:\n  header: X-Account-Id\n  trust: everyone\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 3, path: "identity.trust", message: "trust 'everyone' is not one of proxies, clients"
+        ),
+        BadFixture(
+            "identity written in two files",
+            files: [
+                RuleText(name: "a.yaml", text: "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n"),
+                RuleText(name: "b.yaml", text: "identity: {header: X-B}\n"),
+            ],
+            file: "b.yaml", line: 1, path: "identity", message: "identity is already defined at a.yaml:1"
+        ),
+        BadFixture(
+            "a purchase route with no identity anywhere",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    purchase: true\n",
+            line: 5, path: "routes[0]", message: "no rule file says where the account is", hint: "in_flight: false"
+        ),
+        BadFixture(
+            "in_flight mode misspelt",
+            "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    in_flight: {mode: enforced}\n",
+            line: 8, path: "routes[0].in_flight.mode", message: "mode 'enforced' is not one of enforce, shadow", hint: "did you mean 'enforce'?"
+        ),
+        BadFixture(
+            "in_flight with a zero ttl",
+            "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    in_flight: {ttl: 0s}\n",
+            line: 8, path: "routes[0].in_flight.ttl", message: "must be longer than 0s"
+        ),
+        BadFixture(
+            "purchase that is not a boolean",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    purchase: sometimes\n",
+            line: 7, path: "routes[0].purchase", message: "expected true or false"
+        ),
         BadFixture(
             "route to an unknown upstream",
             "upstreams:\n  tickets:\n    backends:\n      - address: 127.0.0.1:8081\nroutes:\n  - prefix: /\n    upstream: tikets\n",

@@ -21,6 +21,9 @@ struct ShippedFilesTests {
         #expect(rules.route(method: "POST", path: "/orders/abc/pay")?.upstream == "tickets")
         #expect(rules.route(method: "GET", path: "/stock")?.upstream == "tickets")
         #expect(rules.route(method: "GET", path: "/health") == nil)
+        #expect(rules.identity?.header == "X-Account-Id")
+        #expect(rules.route(method: "POST", path: "/buy/ticket")?.inFlight == .purchaseDefault)
+        #expect(rules.route(method: "GET", path: "/stock")?.inFlight == nil)
     }
 
     @Test("Deploy configurations load without a diagnostic", arguments: ["gateway.yaml", "gateway-tls.yaml"])

@@ -64,7 +64,7 @@ public final class TestBackend: Sendable {
             }
             var headers = HTTPHeaders()
             headers.add(name: "X-Backend", value: self.backend.name)
-            for name in ["X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "Host"] {
+            for name in ["X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "Host", "X-Account-Id"] {
                 headers.add(name: "X-Seen-\(name)", value: head.headers[name].joined(separator: "|"))
             }
             headers.add(name: "X-Seen-Body-Bytes", value: String(self.bodyBytes))

@@ -19,6 +19,8 @@ public final class GatewayMetrics: Sendable {
         case noRoute = "no_route"
         /// No backend could be reached, or it failed before answering (502/503/504).
         case upstreamFailed = "upstream_failed"
+        /// Refused: the account already has a request in flight (429).
+        case inFlightRefused = "in_flight_refused"
     }
 
     private let factory: any MetricsFactory
@@ -26,6 +28,9 @@ public final class GatewayMetrics: Sendable {
     private let refused: Counter
     private let noRoute: Counter
     private let upstreamFailed: Counter
+    private let inFlightRefused: Counter
+    /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
+    let inFlightShadowed: Counter
     private let idleTimeouts: Counter
     private let headerTimeouts: Counter
     private let slowBodyTimeouts: Counter
@@ -51,6 +56,8 @@ public final class GatewayMetrics: Sendable {
         self.refused = requests(.refused)
         self.noRoute = requests(.noRoute)
         self.upstreamFailed = requests(.upstreamFailed)
+        self.inFlightRefused = requests(.inFlightRefused)
+        self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.idleTimeouts = timeouts("idle")
         self.headerTimeouts = timeouts("header")
         self.slowBodyTimeouts = timeouts("slow_body")
@@ -72,6 +79,8 @@ public final class GatewayMetrics: Sendable {
             self.noRoute.increment()
         case .upstreamFailed:
             self.upstreamFailed.increment()
+        case .inFlightRefused:
+            self.inFlightRefused.increment()
         }
     }
 

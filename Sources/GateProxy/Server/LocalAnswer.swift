@@ -5,11 +5,13 @@ import NIOHTTP1
 /// An answer the gateway gives itself instead of forwarding: a status and a JSON body
 /// `{"code":N,"reason":"…"}` that says why, as every SpikeGate refusal does.
 struct LocalAnswer: Sendable {
-    /// The `code` values of the gateway's own answers (the anti-cheat and overload issues add
-    /// -3 challenge, -4 in flight, -5 overloaded).
+    /// The `code` values of the gateway's own answers (the anti-cheat and overload work adds
+    /// -3 challenge and -5 overloaded).
     enum Code {
         /// The request was malformed or broke a limit (4xx).
         static let badRequest = -1
+        /// The account already has a request in flight (429).
+        static let inFlight = -4
         /// No route matches the request (404).
         static let noRoute = -2
         /// The client was too slow (408).

@@ -53,6 +53,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var rechunk = false
         /// The answer is delimited by closing the client connection (an HTTP/1.0 client).
         var closeAfterAnswer = false
+        /// The account's in-flight flag this request holds, given back when the exchange ends.
+        var hold: InFlightRegistry.Hold?
 
         init(method: String, minor: Int, keepAlive: Bool, upstreamHead: ByteBuffer, upstream: Upstream) {
             self.method = method
@@ -94,7 +96,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// `peer` as text, formatted once per connection.
     private var peerText: String
     private var machine: StateMachine
-    private var exchange: Exchange?
+    /// The exchange under way. However it ends (answer complete, client gone, upstream
+    /// failure, local answer), dropping it gives back the in-flight flag it holds.
+    private var exchange: Exchange? {
+        didSet {
+            if let old = oldValue, old !== self.exchange, let hold = old.hold {
+                old.hold = nil
+                self.settings.inFlight.release(hold)
+            }
+        }
+    }
     private var upstream: UpstreamConnection?
     private var context: ChannelHandlerContext?
     /// The channel's allocator, looked up once.
@@ -385,11 +396,44 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.write(answer, minor: minor, keepAlive: keptAlive, context: context)
             return framing
         }
+        let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
+        let identity = routes.ruleSet.identity
+        let account: String?
+        switch Self.account(in: head.fields, identity: identity, peerTrusted: peerTrusted) {
+        case .failure(let refusal):
+            self.refuse(refusal, minor: minor, context: context)
+            return nil
+        case .success(let found):
+            account = found
+        }
+        var hold: InFlightRegistry.Hold?
+        if let policy = route.inFlight, let account {
+            if let taken = self.settings.inFlight.acquire(account, ttl: policy.ttl) {
+                hold = taken
+            } else if policy.mode == .enforce {
+                guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
+                    self.protocolViolation(context: context)
+                    return nil
+                }
+                // A body still coming is read and dropped; the connection stays as the client asked.
+                self.settings.metrics.count(.inFlightRefused)
+                self.write(Self.inFlightAnswer, minor: minor, keepAlive: keepAlive, context: context)
+                return framing
+            } else {
+                self.settings.metrics.inFlightShadowed.increment()
+                self.logger.debug("in-flight rule (shadow) would refuse", metadata: ["peer": "\(self.peerText)", "account": "\(account)"])
+            }
+        }
         guard self.machine.headAccepted(keepAlive: keepAlive) else {
+            if let hold {
+                self.settings.inFlight.release(hold)
+            }
             self.protocolViolation(context: context)
             return nil
         }
-        let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
+        // An identity header that is not believed (not from a trusted proxy) does not reach the
+        // backend either: it would act for an account nobody vouched for.
+        let dropIdentity = identity.map { $0.trust == .proxies && !peerTrusted } ?? false
         var expectsContinue = false
         let addEmptyLength = framing == .none && (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
         var upstreamHead = self.loop.borrowBuffer(capacity: bytes.readableBytes + 160, allocator: self.allocator)
@@ -404,6 +448,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 return
             }
             if addEmptyLength && field.name.equalsASCIICaseInsensitive("content-length") {
+                return
+            }
+            if dropIdentity, let identity, field.name.equalsASCIICaseInsensitive(identity.headerLowercased) {
                 return
             }
             upstreamHead.writeString(field.name)
@@ -429,7 +476,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             upstreamHead.writeStaticString("Content-Length: 0\r\n")
         }
         upstreamHead.writeStaticString("\r\n")
-        self.exchange = Exchange(method: head.method, minor: minor, keepAlive: keepAlive, upstreamHead: upstreamHead, upstream: upstream)
+        let exchange = Exchange(method: head.method, minor: minor, keepAlive: keepAlive, upstreamHead: upstreamHead, upstream: upstream)
+        exchange.hold = hold
+        self.exchange = exchange
         if expectsContinue && framing != .none {
             context.writeAndFlush(self.wrapOutboundOut(Self.continueAnswer), promise: nil)
         }
@@ -437,6 +486,46 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         // request whose framing breaks right after the head (a bad first chunk size) never
         // sends a byte to a backend.
         return framing
+    }
+
+    /// The refusal of a second request while the account has one in flight.
+    private static let inFlightAnswer = LocalAnswer(
+        status: .tooManyRequests,
+        code: LocalAnswer.Code.inFlight,
+        reason: "request in flight",
+        headers: [("Retry-After", "1")]
+    )
+
+    /// The longest account id taken (a longer one is refused: it would only bloat the flags).
+    static let maximumAccountBytes = 256
+
+    /// The account a request names under `identity`: `nil` when the rules name no identity,
+    /// the request carries none, or it carries one that is not believed (from a peer that is not
+    /// a trusted proxy when the identity trusts only proxies). Two identity headers, or one
+    /// longer than `maximumAccountBytes`, are refused: a gateway and a backend that read
+    /// different accounts out of one request would let it past the per-account rules.
+    static func account(
+        in fields: [HTTP1Head.Field],
+        identity: AccountIdentity?,
+        peerTrusted: Bool
+    ) -> Result<String?, RequestHeadCheck.Refusal> {
+        guard let identity else {
+            return .success(nil)
+        }
+        var found: String?
+        for field in fields where field.name.equalsASCIICaseInsensitive(identity.headerLowercased) {
+            guard found == nil else {
+                return .failure(RequestHeadCheck.Refusal(status: 400, reason: "more than one \(identity.header) header; send one"))
+            }
+            found = field.value
+        }
+        guard let account = found, !account.isEmpty, identity.trust == .clients || peerTrusted else {
+            return .success(nil)
+        }
+        guard account.utf8.count <= Self.maximumAccountBytes else {
+            return .failure(RequestHeadCheck.Refusal(status: 400, reason: "\(identity.header) longer than \(Self.maximumAccountBytes) bytes"))
+        }
+        return .success(account)
     }
 
     /// Starts looking for an upstream connection unless that has begun.

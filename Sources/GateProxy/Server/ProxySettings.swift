@@ -12,9 +12,12 @@ struct ProxySettings: Sendable {
     /// Most backends one request tries to connect to (only connect failures are retried).
     let maximumConnectAttempts: Int
     let metrics: GatewayMetrics
+    /// This gateway's in-flight flags (one request per account on the routes that say so).
+    let inFlight: InFlightRegistry
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics) {
         self.metrics = metrics
+        self.inFlight = InFlightRegistry()
         let limits = configuration.limits
         let timeouts = configuration.timeouts
         self.headLimits = limits.requestHead

@@ -28,16 +28,30 @@ public struct Route: Sendable, Hashable {
     public var match: Match
     /// The name of the upstream the request goes to.
     public var upstream: String
+    /// Whether the route sells (a purchase): the anti-cheat rules are on by default for it.
+    public var purchase: Bool
+    /// One request in flight per account, when on (by default on purchase routes).
+    public var inFlight: InFlightPolicy?
     /// The rule file the route is in, by name within the rules directory.
     public var file: String
     /// The line it starts on, from 1.
     public var line: Int
 
     /// A route.
-    public init(method: String? = nil, match: Match, upstream: String, file: String, line: Int) {
+    public init(
+        method: String? = nil,
+        match: Match,
+        upstream: String,
+        purchase: Bool = false,
+        inFlight: InFlightPolicy? = nil,
+        file: String,
+        line: Int
+    ) {
         self.method = method
         self.match = match
         self.upstream = upstream
+        self.purchase = purchase
+        self.inFlight = inFlight
         self.file = file
         self.line = line
     }

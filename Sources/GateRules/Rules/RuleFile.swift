@@ -31,8 +31,17 @@ struct RuleFile {
         let route: Route?
     }
 
+    /// The `identity:` section as written: where it is, and the identity when it decoded
+    /// without a problem.
+    struct IdentityEntry {
+        let location: SourceLocation
+        let identity: AccountIdentity?
+    }
+
     /// The file name within the rules directory.
     let name: String
+    /// The file's `identity:` section, if it has one (at most one across all files).
+    var identity: IdentityEntry?
     /// The networks whose `X-Forwarded-For` and PROXY headers are believed.
     var trustedProxies: [CIDRBlock] = []
     /// The upstreams, in file order; every name written, valid or not.

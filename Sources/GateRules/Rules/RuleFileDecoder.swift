@@ -18,11 +18,14 @@ struct RuleFileDecoder {
     /// The rules in `text`; meaningful only when `diagnostics` is empty afterwards.
     mutating func decode(_ text: String) -> RuleFile {
         var file = RuleFile(name: self.reader.file)
-        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "upstreams", "routes"])
+        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "identity", "upstreams", "routes"])
         for entry in self.reader.elements(of: fields?["trusted_proxies"]) ?? [] {
             if let block = self.reader.cidrBlock(entry) {
                 file.trustedProxies.append(block)
             }
+        }
+        if let identity = fields?["identity"] {
+            file.identity = RuleFile.IdentityEntry(location: self.reader.location(of: identity), identity: self.identity(identity))
         }
         for entry in self.reader.entries(of: fields?["upstreams"]) ?? [] {
             file.upstreams.append(RuleFile.UpstreamEntry(
@@ -127,7 +130,7 @@ struct RuleFileDecoder {
     }
 
     private mutating func route(_ value: YAMLValue) -> RuleFile.RouteEntry? {
-        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream"])
+        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream", "purchase", "in_flight"])
         guard let fields else {
             return nil
         }
@@ -150,14 +153,109 @@ struct RuleFileDecoder {
             upstreamValue.map { (name: name, location: self.reader.location(of: $0)) }
         }
         let location = self.reader.location(of: value)
-        guard let match, let upstream, method != nil || fields["method"] == nil else {
+        let purchase = fields["purchase"].map { self.reader.boolean($0) } ?? false
+        let inFlight: InFlightPolicy?
+        switch self.inFlight(fields["in_flight"], purchase: purchase ?? false) {
+        case .off:
+            inFlight = nil
+        case .on(let policy):
+            inFlight = policy
+        case .invalid:
+            return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil)
+        }
+        guard let match, let upstream, method != nil || fields["method"] == nil, let purchase else {
             return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil)
         }
         return RuleFile.RouteEntry(
             location: location,
             upstream: upstream,
-            route: Route(method: method, match: match, upstream: upstream.name, file: location.file, line: location.line)
+            route: Route(
+                method: method,
+                match: match,
+                upstream: upstream.name,
+                purchase: purchase,
+                inFlight: inFlight,
+                file: location.file,
+                line: location.line
+            )
         )
+    }
+
+    /// The `identity:` section: `header` (required) and `trust` (`proxies`, the default, or
+    /// `clients`).
+    private mutating func identity(_ value: YAMLValue) -> AccountIdentity? {
+        let fields = self.reader.fields(of: value, keys: ["header", "trust"])
+        let headerValue = self.reader.required("header", in: fields)
+        var header: String?
+        if let headerValue, let name = self.reader.nonEmptyString(headerValue) {
+            if name.utf8.allSatisfy(HTTP1Head.isTokenByte) {
+                header = name
+            } else {
+                self.reader.report("'\(name)' is not a header name", at: headerValue, hint: "write a name such as X-Account-Id (letters, digits and -)")
+            }
+        }
+        var trust = AccountIdentity.Trust.proxies
+        if let trustValue = fields?["trust"], let text = self.reader.nonEmptyString(trustValue) {
+            if let parsed = AccountIdentity.Trust(rawValue: text) {
+                trust = parsed
+            } else {
+                self.reader.report(
+                    "trust '\(text)' is not one of proxies, clients",
+                    at: trustValue,
+                    hint: "proxies: the header counts only from trusted_proxies (the default); clients: from anyone"
+                )
+                return nil
+            }
+        }
+        guard let header, let fields else {
+            return nil
+        }
+        let location = self.reader.location(of: fields.mapping)
+        return AccountIdentity(header: header, trust: trust, file: location.file, line: location.line)
+    }
+
+    /// A route's `in_flight:` as written.
+    private enum InFlightSetting {
+        case off
+        case on(InFlightPolicy)
+        /// Written wrong (reported).
+        case invalid
+    }
+
+    /// A route's `in_flight:`: `true`/`false`, or `{mode, ttl}`; absent, it is on for purchase
+    /// routes and off for the others.
+    private mutating func inFlight(_ value: YAMLValue?, purchase: Bool) -> InFlightSetting {
+        guard let value else {
+            return purchase ? .on(.purchaseDefault) : .off
+        }
+        if value.isBoolean {
+            guard let on = self.reader.boolean(value) else {
+                return .invalid
+            }
+            return on ? .on(.purchaseDefault) : .off
+        }
+        guard let fields = self.reader.fields(of: value, keys: ["mode", "ttl"]) else {
+            return .invalid
+        }
+        var policy = InFlightPolicy.purchaseDefault
+        if let modeValue = fields["mode"], let text = self.reader.nonEmptyString(modeValue) {
+            guard let mode = InFlightPolicy.Mode(rawValue: text) else {
+                self.reader.report(
+                    "mode '\(text)' is not one of enforce, shadow",
+                    at: modeValue,
+                    hint: SpellingSuggestion.hint(for: text, among: InFlightPolicy.Mode.allCases.map(\.rawValue), known: "modes")
+                )
+                return .invalid
+            }
+            policy.mode = mode
+        }
+        if let ttlValue = fields["ttl"] {
+            guard let ttl = self.reader.duration(ttlValue) else {
+                return .invalid
+            }
+            policy.ttl = ttl
+        }
+        return .on(policy)
     }
 
     /// A path as a request carries it: starting with `/`, no query, no fragment, no spaces.

@@ -13,6 +13,8 @@ public struct RuleSet: Sendable {
     public let version: String
     /// The proxies whose forwarding headers are believed, from every file together.
     public let trustedProxies: TrustedProxies
+    /// Where requests name their account, if the rules say.
+    public let identity: AccountIdentity?
     /// The upstreams, sorted by name.
     public let upstreams: [Upstream]
     /// The routes in the order they are tried: files by name, then file order. When the files
@@ -28,6 +30,7 @@ public struct RuleSet: Sendable {
     init(files: [RuleFile], version: String) {
         self.version = version
         self.trustedProxies = TrustedProxies(files.flatMap(\.trustedProxies))
+        self.identity = files.lazy.compactMap { $0.identity?.identity }.first
         let entries = files.flatMap(\.upstreams).sorted { $0.name < $1.name }
         self.upstreams = entries.compactMap(\.upstream)
         self.upstreamIndex = Dictionary(uniqueKeysWithValues: self.upstreams.enumerated().map { ($0.element.name, $0.offset) })

@@ -6,6 +6,8 @@
 /// - A route is not made unreachable by an earlier one that matches everything it would.
 /// - The set routes somewhere: at least one upstream, and routes when there are several
 ///   (with exactly one and no routes, everything goes to it).
+/// - `identity:` is written at most once, and is written when a route limits requests per
+///   account (`in_flight`, on by default for `purchase: true`).
 enum RulesValidator {
     /// Every problem with `files` taken together; empty when they can be compiled.
     /// `decodedCleanly` says whether decoding found no problem: when it did, a file may have
@@ -34,7 +36,24 @@ enum RulesValidator {
                 hint: SpellingSuggestion.hint(for: name, among: names, known: "upstreams")
             ))
         }
+        let identities = files.compactMap(\.identity)
+        for extra in identities.dropFirst() {
+            diagnostics.append(Diagnostic(
+                "identity is already defined at \(identities[0].location)",
+                at: extra.location,
+                hint: "write the identity: section once across all rule files"
+            ))
+        }
         let decoded = routes.compactMap { entry in entry.route.map { (route: $0, location: entry.location) } }
+        if identities.isEmpty {
+            for entry in decoded where entry.route.inFlight != nil {
+                diagnostics.append(Diagnostic(
+                    "this route allows one request in flight per account, but no rule file says where the account is",
+                    at: entry.location,
+                    hint: "add an identity: section (header: X-Account-Id), or write in_flight: false on the route"
+                ))
+            }
+        }
         for (index, entry) in decoded.enumerated() {
             if let earlier = decoded[..<index].first(where: { $0.route.covers(entry.route) }) {
                 diagnostics.append(Diagnostic(

@@ -24,6 +24,11 @@ struct YAMLValue {
         Resolver.default.resolveTag(of: self.node)
     }
 
+    /// Whether the node is a boolean (`true`, `false`, `on`, `off`, …).
+    var isBoolean: Bool {
+        self.tagName == .bool
+    }
+
     /// What kind of value the node is, for "expected …, found …": `a mapping`, `a list`,
     /// `a string`, `an integer`, `a number`, `a boolean`, or `nothing` for an empty value.
     var kind: String {
