@@ -199,7 +199,7 @@ struct RulesLoaderTests {
                 purchase: true
               - path: /pay
                 upstream: tickets
-                in_flight: {mode: shadow, ttl: 5s}
+                in_flight: {mode: shadow, ttl: 5s, store: lua, on_store_error: closed}
               - path: /refund
                 upstream: tickets
                 purchase: true
@@ -210,7 +210,7 @@ struct RulesLoaderTests {
         #expect(rules.identity == AccountIdentity(header: "X-Account-Id", trust: .proxies, file: "rules.yaml", line: 2))
         #expect(rules.routes.map(\.inFlight) == [
             InFlightPolicy(mode: .enforce, ttl: .seconds(30)),
-            InFlightPolicy(mode: .shadow, ttl: .seconds(5)),
+            InFlightPolicy(mode: .shadow, ttl: .seconds(5), store: .lua, onStoreError: .closed),
             nil,
             nil,
         ])
@@ -253,6 +253,16 @@ struct RulesLoaderTests {
             "in_flight mode misspelt",
             "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    in_flight: {mode: enforced}\n",
             line: 8, path: "routes[0].in_flight.mode", message: "mode 'enforced' is not one of enforce, shadow", hint: "did you mean 'enforce'?"
+        ),
+        BadFixture(
+            "in_flight store misspelt",
+            "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    in_flight: {store: nx}\n",
+            line: 8, path: "routes[0].in_flight.store", message: "store 'nx' is not one of watch, setnx, lua"
+        ),
+        BadFixture(
+            "in_flight on_store_error unknown",
+            "identity: {header: X-A}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    in_flight: {on_store_error: closd}\n",
+            line: 8, path: "routes[0].in_flight.on_store_error", message: "on_store_error 'closd' is not one of local, open, closed", hint: "did you mean 'closed'?"
         ),
         BadFixture(
             "in_flight with a zero ttl",

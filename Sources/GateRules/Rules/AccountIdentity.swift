@@ -49,16 +49,41 @@ public struct InFlightPolicy: Sendable, Hashable {
         case shadow
     }
 
+    /// How the flag is kept in Redis, when the gateway has one (every gateway sharing it then
+    /// sees every flag). Without Redis, flags are this process's own.
+    public enum Store: String, Sendable, Hashable, CaseIterable {
+        /// `WATCH`/`GET`/`MULTI`/`SET`/`EXEC`: an optimistic transaction.
+        case watch
+        /// `SET NX PX`: one command.
+        case setnx
+        /// A script (`EVALSHA`) that sets the flag if absent.
+        case lua
+    }
+
+    /// What to do when Redis cannot be asked (down, slow, circuit open).
+    public enum StoreErrorPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Enforce in this process only, and count it.
+        case local
+        /// Let the request through unlimited.
+        case open
+        /// Refuse it (503).
+        case closed
+    }
+
     public var mode: Mode
     /// How long a flag lives if its request never releases it (a gateway killed mid-request):
     /// longer than the slowest purchase, short enough that a stuck account is free again soon.
     public var ttl: Duration
+    public var store: Store
+    public var onStoreError: StoreErrorPolicy
 
     /// What a purchase route gets when it says nothing about `in_flight`.
-    public static let purchaseDefault = InFlightPolicy(mode: .enforce, ttl: .seconds(30))
+    public static let purchaseDefault = InFlightPolicy()
 
-    public init(mode: Mode = .enforce, ttl: Duration = .seconds(30)) {
+    public init(mode: Mode = .enforce, ttl: Duration = .seconds(30), store: Store = .watch, onStoreError: StoreErrorPolicy = .local) {
         self.mode = mode
         self.ttl = ttl
+        self.store = store
+        self.onStoreError = onStoreError
     }
 }

@@ -194,24 +194,15 @@ struct RuleFileDecoder {
                 self.reader.report("'\(name)' is not a header name", at: headerValue, hint: "write a name such as X-Account-Id (letters, digits and -)")
             }
         }
-        var trust = AccountIdentity.Trust.proxies
-        if let trustValue = fields?["trust"], let text = self.reader.nonEmptyString(trustValue) {
-            if let parsed = AccountIdentity.Trust(rawValue: text) {
-                trust = parsed
-            } else {
-                self.reader.report(
-                    "trust '\(text)' is not one of proxies, clients",
-                    at: trustValue,
-                    hint: "proxies: the header counts only from trusted_proxies (the default); clients: from anyone"
-                )
-                return nil
-            }
+        let trust = self.choice(fields?["trust"], of: AccountIdentity.Trust.self, kind: "trust")
+        if fields?["trust"] != nil && trust == nil {
+            return nil
         }
         guard let header, let fields else {
             return nil
         }
         let location = self.reader.location(of: fields.mapping)
-        return AccountIdentity(header: header, trust: trust, file: location.file, line: location.line)
+        return AccountIdentity(header: header, trust: trust ?? .proxies, file: location.file, line: location.line)
     }
 
     /// A route's `in_flight:` as written.
@@ -234,28 +225,58 @@ struct RuleFileDecoder {
             }
             return on ? .on(.purchaseDefault) : .off
         }
-        guard let fields = self.reader.fields(of: value, keys: ["mode", "ttl"]) else {
+        guard let fields = self.reader.fields(of: value, keys: ["mode", "ttl", "store", "on_store_error"]) else {
             return .invalid
         }
         var policy = InFlightPolicy.purchaseDefault
-        if let modeValue = fields["mode"], let text = self.reader.nonEmptyString(modeValue) {
-            guard let mode = InFlightPolicy.Mode(rawValue: text) else {
-                self.reader.report(
-                    "mode '\(text)' is not one of enforce, shadow",
-                    at: modeValue,
-                    hint: SpellingSuggestion.hint(for: text, among: InFlightPolicy.Mode.allCases.map(\.rawValue), known: "modes")
-                )
-                return .invalid
-            }
+        var valid = true
+        if let mode = self.choice(fields["mode"], of: InFlightPolicy.Mode.self, kind: "mode") {
             policy.mode = mode
+        } else if fields["mode"] != nil {
+            valid = false
+        }
+        if let store = self.choice(fields["store"], of: InFlightPolicy.Store.self, kind: "store") {
+            policy.store = store
+        } else if fields["store"] != nil {
+            valid = false
+        }
+        if let onError = self.choice(fields["on_store_error"], of: InFlightPolicy.StoreErrorPolicy.self, kind: "on_store_error") {
+            policy.onStoreError = onError
+        } else if fields["on_store_error"] != nil {
+            valid = false
         }
         if let ttlValue = fields["ttl"] {
-            guard let ttl = self.reader.duration(ttlValue) else {
-                return .invalid
+            if let ttl = self.reader.duration(ttlValue) {
+                policy.ttl = ttl
+            } else {
+                valid = false
             }
-            policy.ttl = ttl
+        }
+        guard valid else {
+            return .invalid
         }
         return .on(policy)
+    }
+
+    /// One of the words an enumeration allows; anything else is reported with a "did you mean".
+    private mutating func choice<Choice: RawRepresentable & CaseIterable>(
+        _ value: YAMLValue?,
+        of type: Choice.Type,
+        kind: String
+    ) -> Choice? where Choice.RawValue == String {
+        guard let value, let text = self.reader.nonEmptyString(value) else {
+            return nil
+        }
+        guard let choice = Choice(rawValue: text) else {
+            let words = Choice.allCases.map(\.rawValue)
+            self.reader.report(
+                "\(kind) '\(text)' is not one of \(words.joined(separator: ", "))",
+                at: value,
+                hint: SpellingSuggestion.hint(for: text, among: words, known: "choices")
+            )
+            return nil
+        }
+        return choice
     }
 
     /// A path as a request carries it: starting with `/`, no query, no fragment, no spaces.
