@@ -44,9 +44,11 @@ public final class Gateway: Sendable {
         loops: [ObjectIdentifier: NIOLoopBound<LoopState>],
         controlLoop: any EventLoop,
         certificates: [CertificateStore],
+        redis: RedisClient?,
         metrics: GatewayMetrics,
         logger: Logger
     ) {
+        self.redis = redis
         self.metrics = metrics
         self.certificates = certificates
         // Polled, as the rule files are: renewals (certbot, a secrets agent) replace files on
@@ -69,6 +71,9 @@ public final class Gateway: Sendable {
         self.controlLoop = controlLoop
         self.logger = logger
     }
+
+    /// The Redis the gateway shares state through (`redis:` in the configuration), if any.
+    let redis: RedisClient?
 
     /// The bound port of each listener, in configuration order.
     public var ports: [Int] {
@@ -137,7 +142,26 @@ public final class Gateway: Sendable {
         metrics: GatewayMetrics = GatewayMetrics(),
         logger: Logger = Logger(label: "spikegate.gateway")
     ) async throws -> Gateway {
-        let settings = ProxySettings(configuration: configuration, metrics: metrics)
+        // Redis is dialled now but not waited for: the gateway serves without it (each rule's
+        // on_store_error decides) and the client keeps re-dialling.
+        var redis: RedisClient?
+        if let url = configuration.redis {
+            let client: RedisClient
+            do {
+                client = RedisClient(configuration: try RedisConfiguration(url: url), eventLoopGroup: group, logger: logger)
+            } catch {
+                throw GatewayStartError(message: "redis '\(url)': \(error)")
+            }
+            do {
+                try await client.connect()
+            } catch {
+                logger.warning("redis not reachable yet; per-account rules follow on_store_error until it is", metadata: [
+                    "redis": "\(url)", "error": "\(error)",
+                ])
+            }
+            redis = client
+        }
+        let settings = ProxySettings(configuration: configuration, metrics: metrics, redis: redis)
         let routes = RoutesHolder(ruleSet: rules)
         let health = HealthBoard()
         health.sync(upstreams: rules.upstreams)
@@ -204,6 +228,7 @@ public final class Gateway: Sendable {
             loops: loops,
             controlLoop: group.next(),
             certificates: certificates,
+            redis: redis,
             metrics: metrics,
             logger: logger
         )
@@ -331,5 +356,15 @@ public final class Gateway: Sendable {
                 bound.value.pool.closeAll()
             }.get()
         }
+        await self.redis?.shutdown()
+    }
+}
+
+/// The gateway could not start: what was wrong.
+public struct GatewayStartError: Error, CustomStringConvertible {
+    public let message: String
+
+    public var description: String {
+        self.message
     }
 }

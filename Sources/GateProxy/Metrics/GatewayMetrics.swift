@@ -31,6 +31,8 @@ public final class GatewayMetrics: Sendable {
     private let inFlightRefused: Counter
     /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
     let inFlightShadowed: Counter
+    /// In-flight checks Redis could not answer (the rule's `on_store_error` decided).
+    let inFlightStoreErrors: Counter
     private let idleTimeouts: Counter
     private let headerTimeouts: Counter
     private let slowBodyTimeouts: Counter
@@ -57,6 +59,7 @@ public final class GatewayMetrics: Sendable {
         self.noRoute = requests(.noRoute)
         self.upstreamFailed = requests(.upstreamFailed)
         self.inFlightRefused = requests(.inFlightRefused)
+        self.inFlightStoreErrors = Counter(label: "spikegate_store_errors_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.idleTimeouts = timeouts("idle")
         self.headerTimeouts = timeouts("header")

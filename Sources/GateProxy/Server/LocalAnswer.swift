@@ -18,6 +18,8 @@ struct LocalAnswer: Sendable {
         static let timeout = -6
         /// No upstream could answer (502, 503, 504).
         static let upstreamUnavailable = -7
+        /// The shared state (Redis) could not be asked and the rule fails closed (503).
+        static let stateUnavailable = -8
     }
 
     let status: HTTPResponseStatus

@@ -55,6 +55,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var closeAfterAnswer = false
         /// The account's in-flight flag this request holds, given back when the exchange ends.
         var hold: InFlightRegistry.Hold?
+        /// The rule whose flag must also be taken in Redis before the request goes on.
+        var sharedCheck: InFlightPolicy?
+        /// The flag taken in Redis (given back, owner-safe, when the exchange ends).
+        var shared: (hold: InFlightRegistry.Hold, store: InFlightPolicy.Store)?
 
         init(method: String, minor: Int, keepAlive: Bool, upstreamHead: ByteBuffer, upstream: Upstream) {
             self.method = method
@@ -100,9 +104,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// failure, local answer), dropping it gives back the in-flight flag it holds.
     private var exchange: Exchange? {
         didSet {
-            if let old = oldValue, old !== self.exchange, let hold = old.hold {
-                old.hold = nil
-                self.settings.inFlight.release(hold)
+            if let old = oldValue, old !== self.exchange {
+                self.giveBackFlags(of: old)
             }
         }
     }
@@ -478,6 +481,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         upstreamHead.writeStaticString("\r\n")
         let exchange = Exchange(method: head.method, minor: minor, keepAlive: keepAlive, upstreamHead: upstreamHead, upstream: upstream)
         exchange.hold = hold
+        if hold != nil, self.settings.flagStore != nil {
+            exchange.sharedCheck = route.inFlight
+        }
         self.exchange = exchange
         if expectsContinue && framing != .none {
             context.writeAndFlush(self.wrapOutboundOut(Self.continueAnswer), promise: nil)
@@ -493,6 +499,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         status: .tooManyRequests,
         code: LocalAnswer.Code.inFlight,
         reason: "request in flight",
+        headers: [("Retry-After", "1")]
+    )
+
+    /// The refusal when Redis cannot be asked and the rule says `on_store_error: closed`.
+    private static let storeUnavailableAnswer = LocalAnswer(
+        status: .serviceUnavailable,
+        code: LocalAnswer.Code.stateUnavailable,
+        reason: "the shared state store is unavailable",
         headers: [("Retry-After", "1")]
     )
 
@@ -534,7 +548,77 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return
         }
         exchange.connectStarted = true
+        if let policy = exchange.sharedCheck, let hold = exchange.hold, let store = self.settings.flagStore {
+            exchange.sharedCheck = nil
+            return self.takeSharedFlag(hold, policy: policy, store: store, for: exchange)
+        }
         self.connectUpstream()
+    }
+
+    /// Asks Redis for the account's flag (this gateway holds it locally already), then goes on
+    /// to the upstream, answers 429, or follows the rule's `on_store_error`.
+    private func takeSharedFlag(_ hold: InFlightRegistry.Hold, policy: InFlightPolicy, store: RedisFlagStore, for exchange: Exchange) {
+        guard let context = self.context else {
+            return
+        }
+        let loop = context.eventLoop
+        store.acquire(hold.account, token: hold.token, ttl: policy.ttl, store: policy.store, on: loop)
+            .hop(to: loop)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard self.exchange === exchange, case .connecting = self.machine.state else {
+                    // The exchange ended meanwhile (the client went away): give back what was taken.
+                    if case .success(true) = result {
+                        store.release(hold.account, token: hold.token, store: policy.store, on: loop).whenComplete { _ in }
+                    }
+                    return
+                }
+                switch result {
+                case .success(true):
+                    exchange.shared = (hold, policy.store)
+                    self.connectUpstream()
+                case .success(false):
+                    if policy.mode == .shadow {
+                        self.settings.metrics.inFlightShadowed.increment()
+                        self.connectUpstream()
+                    } else {
+                        self.perform(self.machine.upstreamUnavailable(), answer: Self.inFlightAnswer, decision: .inFlightRefused)
+                    }
+                case .failure(let error):
+                    self.settings.metrics.inFlightStoreErrors.increment()
+                    self.logger.debug("in-flight flag not checked in Redis", metadata: [
+                        "account": "\(hold.account)", "error": "\(error)", "on_store_error": "\(policy.onStoreError)",
+                    ])
+                    switch policy.onStoreError {
+                    case .local:
+                        self.connectUpstream()
+                    case .open:
+                        exchange.hold = nil
+                        self.settings.inFlight.release(hold)
+                        self.connectUpstream()
+                    case .closed:
+                        self.perform(self.machine.upstreamUnavailable(), answer: Self.storeUnavailableAnswer, decision: .upstreamFailed)
+                    }
+                }
+            }
+    }
+
+    /// Gives back the in-flight flags `exchange` holds: this gateway's, and Redis's (owner-safe;
+    /// a failure leaves the key to its TTL).
+    private func giveBackFlags(of exchange: Exchange) {
+        if let hold = exchange.hold {
+            exchange.hold = nil
+            self.settings.inFlight.release(hold)
+        }
+        if let (hold, store) = exchange.shared, let flagStore = self.settings.flagStore, let loop = self.context?.eventLoop {
+            exchange.shared = nil
+            let logger = self.logger
+            flagStore.release(hold.account, token: hold.token, store: store, on: loop).whenFailure { error in
+                logger.debug("in-flight flag not given back in Redis; it lapses at its TTL", metadata: [
+                    "account": "\(hold.account)", "error": "\(error)",
+                ])
+            }
+        }
     }
 
     /// Body bytes framed for the upstream, carrying `payloadBytes` of the client's data.
@@ -708,14 +792,20 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     /// Answers locally or closes, as the state machine decided after an upstream failure.
     private func perform(_ action: StateMachine.FailureAction, status: HTTPResponseStatus, reason: String) {
+        let answer = LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason)
+        self.perform(action, answer: answer, decision: .upstreamFailed)
+    }
+
+    /// Answers `answer` (counted as `decision`) or closes, as the state machine decided.
+    private func perform(_ action: StateMachine.FailureAction, answer: LocalAnswer, decision: GatewayMetrics.Decision) {
         guard let context = self.context else {
             return
         }
         switch action {
         case .answer(let keepAlive):
-            self.settings.metrics.count(.upstreamFailed)
+            self.settings.metrics.count(decision)
             let minor = self.exchange?.minor ?? 1
-            let kept = self.write(LocalAnswer(status: status, code: LocalAnswer.Code.upstreamUnavailable, reason: reason), minor: minor, keepAlive: keepAlive, context: context)
+            let kept = self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
             if kept, self.machine.isIdle {
                 // The exchange is over (the request had ended).
                 self.exchangeFinished(context: context)

@@ -1,4 +1,5 @@
 import GateCore
+import GateRedis
 import GateRules
 import NIOCore
 
@@ -14,10 +15,13 @@ struct ProxySettings: Sendable {
     let metrics: GatewayMetrics
     /// This gateway's in-flight flags (one request per account on the routes that say so).
     let inFlight: InFlightRegistry
+    /// The flags shared through Redis, when the gateway has a Redis.
+    let flagStore: RedisFlagStore?
 
-    init(configuration: GatewayConfiguration, metrics: GatewayMetrics) {
+    init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil) {
         self.metrics = metrics
         self.inFlight = InFlightRegistry()
+        self.flagStore = redis.map { RedisFlagStore(client: $0) }
         let limits = configuration.limits
         let timeouts = configuration.timeouts
         self.headLimits = limits.requestHead

@@ -1,0 +1,133 @@
+import Foundation
+import GateCore
+import GateProxy
+import GateRedis
+import GateRules
+import GateTestSupport
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// One request in flight per account across gateways sharing a real Redis.
+@Suite struct SharedInFlightTests {
+    static func routes(_ inFlight: String) -> String {
+        "  - prefix: /slow/\n    upstream: tickets\n    purchase: true\n    in_flight: \(inFlight)\n  - prefix: /\n    upstream: tickets\n"
+    }
+
+    /// A second gateway on the harness's rules, configuration and group.
+    private static func secondGateway(_ harness: GatewayHarness, redis: String) async throws -> Gateway {
+        var configuration = GatewayConfiguration()
+        configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]
+        configuration.redis = redis
+        var logger = Logger(label: "spikegate.gateway.test.second")
+        logger.logLevel = .warning
+        let rules = try RulesLoader.load(directory: harness.rulesDirectory.path)
+        return try await Gateway.start(configuration: configuration, rules: rules, group: harness.group, logger: logger)
+    }
+
+    private static func request(port: Int, group: any EventLoopGroup, account: String, path: String) async throws -> Int {
+        let connection = try await HTTPTestConnection.connect(port: port, group: group)
+        defer { Task { await connection.close() } }
+        return try await connection.request(.POST, path, headers: [("X-Account-Id", account)]).status
+    }
+
+    @Test(arguments: InFlightPolicy.Store.allCases)
+    func oneRequestAtATimeAcrossTwoGateways(store: InFlightPolicy.Store) async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes("{store: \(store.rawValue)}"),
+            extra: InFlightTests.clientIdentity,
+            configure: { $0.redis = redis.url }
+        ) { harness in
+            let second = try await Self.secondGateway(harness, redis: redis.url)
+            let ports = [harness.port, second.ports[0]]
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        try await Self.request(port: ports[index % 2], group: harness.group, account: "bot", path: "/slow/500")
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 1, "\(statuses)")
+            #expect(statuses.filter { $0 == 429 }.count == 11, "\(statuses)")
+            #expect(harness.backends[0].requests == 1)
+            // Given back (owner-safe) when the answer ended: both gateways let the account in again.
+            // (The Redis release is one round trip after the answer, so the first try may race it.)
+            for port in ports {
+                let admitted = try await eventually {
+                    try await Self.request(port: port, group: harness.group, account: "bot", path: "/slow/1") == 200
+                }
+                #expect(admitted)
+            }
+            await second.shutdown(gracePeriod: .zero)
+        }
+    }
+
+    @Test func aFlagLeftByACrashedGatewayLapsesAtItsTTL() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes("{ttl: 30s}"), extra: InFlightTests.clientIdentity,
+            configure: { $0.redis = redis.url }
+        ) { harness in
+            // What a gateway killed mid-purchase leaves behind: another owner's flag with its TTL.
+            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                _ = try await client.send("SET", "spikegate:inflight:{alice}", "crashed:1", "PX", 800)
+            }
+            #expect(try await Self.request(port: harness.port, group: harness.group, account: "alice", path: "/slow/1") == 429)
+            let free = try await eventually {
+                try await Self.request(port: harness.port, group: harness.group, account: "alice", path: "/slow/1") == 200
+            }
+            #expect(free)
+            // This gateway's own release never deleted the other owner's key early.
+            #expect(harness.backends[0].requests == 1)
+        }
+    }
+
+    @Test(arguments: [
+        (InFlightPolicy.StoreErrorPolicy.local, [200, 429]),
+        (.open, [200, 200]),
+    ])
+    func redisDownFollowsOnStoreError(policy: InFlightPolicy.StoreErrorPolicy, expected: [Int]) async throws {
+        let port = try await Self.portWithNothingListening()
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes("{on_store_error: \(policy.rawValue)}"), extra: InFlightTests.clientIdentity,
+            configure: { $0.redis = "redis://127.0.0.1:\(port)" }
+        ) { harness in
+            // The first request is at the backend when the second of the same account comes.
+            let first = Task { try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/600") }
+            let arrived = try await eventually { harness.backends[0].requests == 1 }
+            #expect(arrived)
+            let second = try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/1")
+            #expect([try await first.value, second] == expected)
+        }
+    }
+
+    @Test func redisDownFailsClosedWhenTheRuleSaysSo() async throws {
+        let port = try await Self.portWithNothingListening()
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes("{on_store_error: closed}"), extra: InFlightTests.clientIdentity,
+            configure: { $0.redis = "redis://127.0.0.1:\(port)" }
+        ) { harness in
+            let connection = try await harness.connect()
+            for _ in 0..<2 {
+                let response = try await connection.request(.POST, "/slow/1", headers: [("X-Account-Id", "erin")])
+                #expect(response.status == 503)
+                #expect(response.body == #"{"code":-8,"reason":"the shared state store is unavailable"}"#)
+            }
+            #expect(harness.backends[0].requests == 0)
+            // Routes without the rule are not affected.
+            #expect(try await connection.request(.GET, "/other").status == 200)
+        }
+    }
+
+    /// A loopback port where a server was and is no more: every Redis call to it fails.
+    private static func portWithNothingListening() async throws -> Int {
+        let gone = try await FakeTCPServer.start(reply: nil)
+        try await gone.stop()
+        return gone.port
+    }
+}
