@@ -220,7 +220,71 @@ struct RulesLoaderTests {
         #expect(try Self.compile("upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n").identity == nil)
     }
 
+    @Test("windows: per-ip and per-account sliding windows named by routes")
+    func windows() throws {
+        let rules = try Self.compile("""
+            identity: {header: X-Account-Id}
+            windows:
+              ip-burst:
+                length: 10s
+                limit_above: 20
+                ban_above: 50
+                ban_for: 15m
+              account-burst:
+                key: account
+                ban_above: 5
+                mode: shadow
+            upstreams:
+              t:
+                backends: [{address: '127.0.0.1:1'}]
+            routes:
+              - path: /buy
+                upstream: t
+                windows: [ip-burst, account-burst]
+            """)
+        #expect(rules.windows["ip-burst"] == WindowRule(
+            name: "ip-burst", key: .ip, length: .seconds(10), limitAbove: 20, banAbove: 50, banFor: .seconds(900), file: "rules.yaml", line: 3
+        ))
+        #expect(rules.windows["account-burst"] == WindowRule(
+            name: "account-burst", key: .account, banAbove: 5, mode: .shadow, file: "rules.yaml", line: 8
+        ))
+        #expect(rules.routes.first?.windows == ["ip-burst", "account-burst"])
+    }
+
     static let badFixtures: [BadFixture] = [
+        BadFixture(
+            "a route naming an unknown window",
+            "windows:\n  burst: {limit_above: 5}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    windows: [brust]\n",
+            line: 9, path: "routes[0].windows[0]", message: "no window is named 'brust'", hint: "did you mean 'burst'?"
+        ),
+        BadFixture(
+            "a window that neither limits nor bans",
+            "windows:\n  burst: {length: 5s}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "windows.burst", message: "window 'burst' neither limits nor bans"
+        ),
+        BadFixture(
+            "a ban threshold under the limit",
+            "windows:\n  burst:\n    limit_above: 50\n    ban_above: 20\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 4, path: "windows.burst.ban_above", message: "ban_above (20) is not above limit_above (50)"
+        ),
+        BadFixture(
+            "an account window without an identity",
+            "windows:\n  per-account: {key: account, limit_above: 3}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "windows.per-account", message: "counts per account, but no rule file says where the account is"
+        ),
+        BadFixture(
+            "a window key misspelt",
+            "windows:\n  burst: {key: adress, limit_above: 3}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 2, path: "windows.burst.key", message: "key 'adress' is not one of ip, account"
+        ),
+        BadFixture(
+            "a window defined in two files",
+            files: [
+                RuleText(name: "a.yaml", text: "windows:\n  burst: {limit_above: 3}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n"),
+                RuleText(name: "b.yaml", text: "windows:\n  burst: {limit_above: 4}\n"),
+            ],
+            file: "b.yaml", line: 2, path: "windows.burst", message: "window 'burst' is already defined at a.yaml:2"
+        ),
         BadFixture(
             "identity without a header",
             "identity:\n  trust: proxies\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",

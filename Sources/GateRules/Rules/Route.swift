@@ -32,6 +32,8 @@ public struct Route: Sendable, Hashable {
     public var purchase: Bool
     /// One request in flight per account, when on (by default on purchase routes).
     public var inFlight: InFlightPolicy?
+    /// The names of the sliding windows (`windows:`) that count this route's requests.
+    public var windows: [String]
     /// The rule file the route is in, by name within the rules directory.
     public var file: String
     /// The line it starts on, from 1.
@@ -44,9 +46,11 @@ public struct Route: Sendable, Hashable {
         upstream: String,
         purchase: Bool = false,
         inFlight: InFlightPolicy? = nil,
+        windows: [String] = [],
         file: String,
         line: Int
     ) {
+        self.windows = windows
         self.method = method
         self.match = match
         self.upstream = upstream

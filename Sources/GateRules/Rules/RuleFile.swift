@@ -29,6 +29,8 @@ struct RuleFile {
         let location: SourceLocation
         let upstream: (name: String, location: SourceLocation)?
         let route: Route?
+        /// The window names it lists, with where each is written.
+        var windows: [(name: String, location: SourceLocation)] = []
     }
 
     /// The `identity:` section as written: where it is, and the identity when it decoded
@@ -38,8 +40,17 @@ struct RuleFile {
         let identity: AccountIdentity?
     }
 
+    /// A window as written: its name, where, and the rule when it decoded cleanly.
+    struct WindowEntry {
+        let name: String
+        let location: SourceLocation
+        let rule: WindowRule?
+    }
+
     /// The file name within the rules directory.
     let name: String
+    /// The `windows:` entries, in file order.
+    var windows: [WindowEntry] = []
     /// The file's `identity:` section, if it has one (at most one across all files).
     var identity: IdentityEntry?
     /// The networks whose `X-Forwarded-For` and PROXY headers are believed.

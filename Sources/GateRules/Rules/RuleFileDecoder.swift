@@ -18,7 +18,7 @@ struct RuleFileDecoder {
     /// The rules in `text`; meaningful only when `diagnostics` is empty afterwards.
     mutating func decode(_ text: String) -> RuleFile {
         var file = RuleFile(name: self.reader.file)
-        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "identity", "upstreams", "routes"])
+        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "identity", "windows", "upstreams", "routes"])
         for entry in self.reader.elements(of: fields?["trusted_proxies"]) ?? [] {
             if let block = self.reader.cidrBlock(entry) {
                 file.trustedProxies.append(block)
@@ -26,6 +26,13 @@ struct RuleFileDecoder {
         }
         if let identity = fields?["identity"] {
             file.identity = RuleFile.IdentityEntry(location: self.reader.location(of: identity), identity: self.identity(identity))
+        }
+        for entry in self.reader.entries(of: fields?["windows"]) ?? [] {
+            file.windows.append(RuleFile.WindowEntry(
+                name: entry.name,
+                location: self.reader.location(of: entry.key),
+                rule: self.window(named: entry.name, key: entry.key, value: entry.value)
+            ))
         }
         for entry in self.reader.entries(of: fields?["upstreams"]) ?? [] {
             file.upstreams.append(RuleFile.UpstreamEntry(
@@ -130,7 +137,7 @@ struct RuleFileDecoder {
     }
 
     private mutating func route(_ value: YAMLValue) -> RuleFile.RouteEntry? {
-        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream", "purchase", "in_flight"])
+        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream", "purchase", "in_flight", "windows"])
         guard let fields else {
             return nil
         }
@@ -163,8 +170,14 @@ struct RuleFileDecoder {
         case .invalid:
             return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil)
         }
+        var windows: [(name: String, location: SourceLocation)] = []
+        for element in self.reader.elements(of: fields["windows"]) ?? [] {
+            if let name = self.reader.nonEmptyString(element) {
+                windows.append((name, self.reader.location(of: element)))
+            }
+        }
         guard let match, let upstream, method != nil || fields["method"] == nil, let purchase else {
-            return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil)
+            return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil, windows: windows)
         }
         return RuleFile.RouteEntry(
             location: location,
@@ -175,10 +188,65 @@ struct RuleFileDecoder {
                 upstream: upstream.name,
                 purchase: purchase,
                 inFlight: inFlight,
+                windows: windows.map(\.name),
                 file: location.file,
                 line: location.line
-            )
+            ),
+            windows: windows
         )
+    }
+
+    /// One entry of `windows:`: `key`, `length`, `limit_above`, `ban_above`, `ban_for`, `mode`.
+    private mutating func window(named name: String, key: YAMLValue, value: YAMLValue) -> WindowRule? {
+        let fields = self.reader.fields(of: value, keys: ["key", "length", "limit_above", "ban_above", "ban_for", "mode"])
+        guard let fields else {
+            return nil
+        }
+        let location = self.reader.location(of: key)
+        var rule = WindowRule(name: name, file: location.file, line: location.line)
+        var valid = true
+        if let counted = self.choice(fields["key"], of: WindowRule.Key.self, kind: "key") {
+            rule.key = counted
+        } else if fields["key"] != nil {
+            valid = false
+        }
+        if let mode = self.choice(fields["mode"], of: InFlightPolicy.Mode.self, kind: "mode") {
+            rule.mode = mode
+        } else if fields["mode"] != nil {
+            valid = false
+        }
+        if let lengthValue = fields["length"] {
+            if let length = self.reader.duration(lengthValue) {
+                rule.length = length
+            } else {
+                valid = false
+            }
+        }
+        if let banForValue = fields["ban_for"] {
+            if let banFor = self.reader.duration(banForValue) {
+                rule.banFor = banFor
+            } else {
+                valid = false
+            }
+        }
+        rule.limitAbove = self.reader.integer(fields["limit_above"], in: 1...10_000_000)
+        rule.banAbove = self.reader.integer(fields["ban_above"], in: 1...10_000_000)
+        if (fields["limit_above"] != nil && rule.limitAbove == nil) || (fields["ban_above"] != nil && rule.banAbove == nil) {
+            valid = false
+        }
+        if valid, rule.limitAbove == nil, rule.banAbove == nil {
+            self.reader.report("window '\(name)' neither limits nor bans", at: value, hint: "add limit_above (429 above it) and/or ban_above (banned for ban_for above it)")
+            valid = false
+        }
+        if valid, let limit = rule.limitAbove, let ban = rule.banAbove, ban <= limit, let at = fields["ban_above"] {
+            self.reader.report(
+                "ban_above (\(ban)) is not above limit_above (\(limit)): every request over the limit would ban",
+                at: at,
+                hint: "make ban_above larger than limit_above, or drop limit_above"
+            )
+            valid = false
+        }
+        return valid ? rule : nil
     }
 
     /// The `identity:` section: `header` (required) and `trust` (`proxies`, the default, or

@@ -15,6 +15,8 @@ public struct RuleSet: Sendable {
     public let trustedProxies: TrustedProxies
     /// Where requests name their account, if the rules say.
     public let identity: AccountIdentity?
+    /// The sliding-window rules by name.
+    public let windows: [String: WindowRule]
     /// The upstreams, sorted by name.
     public let upstreams: [Upstream]
     /// The routes in the order they are tried: files by name, then file order. When the files
@@ -31,6 +33,7 @@ public struct RuleSet: Sendable {
         self.version = version
         self.trustedProxies = TrustedProxies(files.flatMap(\.trustedProxies))
         self.identity = files.lazy.compactMap { $0.identity?.identity }.first
+        self.windows = Dictionary(files.flatMap(\.windows).compactMap(\.rule).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let entries = files.flatMap(\.upstreams).sorted { $0.name < $1.name }
         self.upstreams = entries.compactMap(\.upstream)
         self.upstreamIndex = Dictionary(uniqueKeysWithValues: self.upstreams.enumerated().map { ($0.element.name, $0.offset) })

@@ -6,6 +6,7 @@
 /// - A route is not made unreachable by an earlier one that matches everything it would.
 /// - The set routes somewhere: at least one upstream, and routes when there are several
 ///   (with exactly one and no routes, everything goes to it).
+/// - A window is defined once; a route names only defined windows.
 /// - `identity:` is written at most once, and is written when a route limits requests per
 ///   account (`in_flight`, on by default for `purchase: true`).
 enum RulesValidator {
@@ -36,6 +37,28 @@ enum RulesValidator {
                 hint: SpellingSuggestion.hint(for: name, among: names, known: "upstreams")
             ))
         }
+        var windows: [String: RuleFile.WindowEntry] = [:]
+        for entry in files.flatMap(\.windows) {
+            if let first = windows[entry.name] {
+                diagnostics.append(Diagnostic(
+                    "window '\(entry.name)' is already defined at \(first.location)",
+                    at: entry.location,
+                    hint: "define each window once across all rule files; rename or remove one of them"
+                ))
+            } else {
+                windows[entry.name] = entry
+            }
+        }
+        let windowNames = windows.keys.sorted()
+        for route in routes {
+            for (name, location) in route.windows where windows[name] == nil {
+                diagnostics.append(Diagnostic(
+                    "no window is named '\(name)'",
+                    at: location,
+                    hint: SpellingSuggestion.hint(for: name, among: windowNames, known: "windows")
+                ))
+            }
+        }
         let identities = files.compactMap(\.identity)
         for extra in identities.dropFirst() {
             diagnostics.append(Diagnostic(
@@ -46,6 +69,13 @@ enum RulesValidator {
         }
         let decoded = routes.compactMap { entry in entry.route.map { (route: $0, location: entry.location) } }
         if identities.isEmpty {
+            for entry in files.flatMap(\.windows) where entry.rule?.key == .account {
+                diagnostics.append(Diagnostic(
+                    "window '\(entry.name)' counts per account, but no rule file says where the account is",
+                    at: entry.location,
+                    hint: "add an identity: section (header: X-Account-Id), or count per ip"
+                ))
+            }
             for entry in decoded where entry.route.inFlight != nil {
                 diagnostics.append(Diagnostic(
                     "this route allows one request in flight per account, but no rule file says where the account is",
