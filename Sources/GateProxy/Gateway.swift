@@ -31,6 +31,10 @@ public final class Gateway: Sendable {
     private let draining = Atomic(false)
     private let certificates: [CertificateStore]
     private let certificateWatch: Task<Void, Never>?
+    /// Sweeps lapsed in-flight flags, idle window entries and ended bans now and then, so the
+    /// tables hold what is live rather than growing to their bounds.
+    private let sweeper: Task<Void, Never>
+    static let sweepInterval = Duration.seconds(10)
 
     /// How often certificate files are looked at for a renewal.
     static let certificateCheckInterval = Duration.seconds(2)
@@ -45,10 +49,21 @@ public final class Gateway: Sendable {
         controlLoop: any EventLoop,
         certificates: [CertificateStore],
         redis: RedisClient?,
+        abuse: AbuseGuard,
+        inFlight: InFlightRegistry,
         metrics: GatewayMetrics,
         logger: Logger
     ) {
         self.redis = redis
+        self.abuse = abuse
+        self.sweeper = Task { [inFlight] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.sweepInterval)
+                let now = MonotonicInstant.now()
+                abuse.sweep(now: now)
+                inFlight.sweep(now: now)
+            }
+        }
         self.metrics = metrics
         self.certificates = certificates
         // Polled, as the rule files are: renewals (certbot, a secrets agent) replace files on
@@ -74,6 +89,24 @@ public final class Gateway: Sendable {
 
     /// The Redis the gateway shares state through (`redis:` in the configuration), if any.
     let redis: RedisClient?
+    /// The sliding windows and bans.
+    let abuse: AbuseGuard
+
+    /// The bans in force now (client addresses and accounts), longest-running first.
+    public func blocked(kind: BanList.Kind? = nil) -> [BanList.Ban] {
+        let bans = self.abuse.bans(now: .now())
+        return kind.map { kind in bans.filter { $0.kind == kind } } ?? bans
+    }
+
+    /// Lifts the ban of `key`; returns whether there was one.
+    @discardableResult
+    public func unblock(_ kind: BanList.Kind, _ key: String) -> Bool {
+        let lifted = self.abuse.lift(kind, key)
+        if lifted {
+            self.logger.info("ban lifted", metadata: ["kind": "\(kind.rawValue)", "key": "\(key)"])
+        }
+        return lifted
+    }
 
     /// The bound port of each listener, in configuration order.
     public var ports: [Int] {
@@ -229,6 +262,8 @@ public final class Gateway: Sendable {
             controlLoop: group.next(),
             certificates: certificates,
             redis: redis,
+            abuse: settings.abuse,
+            inFlight: settings.inFlight,
             metrics: metrics,
             logger: logger
         )
@@ -338,6 +373,7 @@ public final class Gateway: Sendable {
     public func shutdown(gracePeriod: Duration = .seconds(10)) async {
         self.draining.store(true, ordering: .relaxed)
         self.certificateWatch?.cancel()
+        self.sweeper.cancel()
         for channel in self.listeners {
             try? await channel.close()
         }

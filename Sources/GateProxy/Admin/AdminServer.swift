@@ -7,7 +7,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/healthz`, `/readyz`, `/metrics`, `/rules` and `POST /rules/reload`.
+/// The admin listener: `/healthz`, `/readyz`, `/metrics`, `/rules`, `POST /rules/reload`,
+/// `GET /blocked` and `DELETE /blocked/{ip|account}/{key}`.
 ///
 /// On its own address (keep it on loopback or a management network): it tells who is routed
 /// where and can reload the rules.
@@ -65,7 +66,10 @@ struct AdminPages: Sendable {
     let watcher: RulesWatcher?
     let metrics: @Sendable () -> String
 
-    func answer(method: HTTPMethod, path: String) -> Answer {
+    func answer(method: HTTPMethod, path: String, query: String = "") -> Answer {
+        if path == "/blocked" || path.hasPrefix("/blocked/") {
+            return self.blocked(method: method, path: path, query: query)
+        }
         switch (method, path) {
         case (.GET, "/healthz"):
             return self.json(.ok, ["status": "ok"])
@@ -89,7 +93,62 @@ struct AdminPages: Sendable {
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/rules"), (_, "/rules/reload"):
             return self.json(.methodNotAllowed, ["error": "\(method.rawValue) is not allowed on \(path)"])
         default:
-            return self.json(.notFound, ["error": "no admin page \(path); try /healthz, /readyz, /metrics, /rules"])
+            return self.json(.notFound, ["error": "no admin page \(path); try /healthz, /readyz, /metrics, /rules, /blocked"])
+        }
+    }
+
+    /// `GET /blocked[?kind=ip|account&limit=N]`: the bans in force; `DELETE /blocked/KIND/KEY`
+    /// lifts one (`KEY` percent-encoded).
+    private func blocked(method: HTTPMethod, path: String, query: String) -> Answer {
+        let parameters = Dictionary(
+            query.split(separator: "&").map { pair -> (String, String) in
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (String(parts[0]), parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : "")
+            },
+            uniquingKeysWith: { _, last in last }
+        )
+        switch method {
+        case .GET where path == "/blocked":
+            var kind: BanList.Kind?
+            if let text = parameters["kind"] {
+                guard let parsed = BanList.Kind(rawValue: text) else {
+                    return self.json(.badRequest, ["error": "kind '\(text)' is not one of ip, account"])
+                }
+                kind = parsed
+            }
+            var limit = 100
+            if let text = parameters["limit"] {
+                guard let parsed = Int(text), parsed > 0, parsed <= 10_000 else {
+                    return self.json(.badRequest, ["error": "limit '\(text)' is not a number from 1 to 10000"])
+                }
+                limit = parsed
+            }
+            let now = MonotonicInstant.now()
+            let bans = self.gateway.blocked(kind: kind)
+            return self.json(.ok, [
+                "count": bans.count,
+                "blocked": bans.prefix(limit).map { ban -> [String: Any] in
+                    [
+                        "kind": ban.kind.rawValue,
+                        "key": ban.key,
+                        "rule": ban.rule,
+                        "reason": ban.reason,
+                        "seconds_left": Double((ban.until - now).nanosecondsClamped) / 1e9,
+                        "since_seconds": Double((now - ban.since).nanosecondsClamped) / 1e9,
+                        "hits": ban.hits,
+                    ]
+                },
+            ])
+        case .DELETE:
+            let parts = path.split(separator: "/", maxSplits: 2).map(String.init)
+            guard parts.count == 3, let kind = BanList.Kind(rawValue: parts[1]), let key = parts[2].removingPercentEncoding, !key.isEmpty else {
+                return self.json(.badRequest, ["error": "write DELETE /blocked/ip/ADDRESS or DELETE /blocked/account/ID"])
+            }
+            return self.gateway.unblock(kind, key)
+                ? self.json(.ok, ["unblocked": ["kind": kind.rawValue, "key": key]])
+                : self.json(.notFound, ["error": "no \(kind.rawValue) '\(key)' is blocked"])
+        default:
+            return self.json(.methodNotAllowed, ["error": "\(method.rawValue) is not allowed on \(path); GET /blocked or DELETE /blocked/KIND/KEY"])
         }
     }
 
@@ -171,8 +230,8 @@ private final class AdminHandler: ChannelInboundHandler {
                 return
             }
             self.head = nil
-            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
-            let answer = self.pages.answer(method: head.method, path: path)
+            let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let answer = self.pages.answer(method: head.method, path: parts.first ?? head.uri, query: parts.count > 1 ? parts[1] : "")
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: answer.contentType)
             headers.add(name: "Content-Length", value: String(answer.body.utf8.count))

@@ -21,6 +21,10 @@ public final class GatewayMetrics: Sendable {
         case upstreamFailed = "upstream_failed"
         /// Refused: the account already has a request in flight (429).
         case inFlightRefused = "in_flight_refused"
+        /// Refused: over a window's `limit_above` (429).
+        case rateLimited = "rate_limited"
+        /// Refused: the client address or account is banned (403).
+        case banned
     }
 
     private let factory: any MetricsFactory
@@ -29,6 +33,10 @@ public final class GatewayMetrics: Sendable {
     private let noRoute: Counter
     private let upstreamFailed: Counter
     private let inFlightRefused: Counter
+    private let rateLimited: Counter
+    private let banned: Counter
+    /// Requests a `shadow` window would have refused or banned (they were forwarded).
+    let windowShadowed: Counter
     /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
     let inFlightShadowed: Counter
     /// In-flight checks Redis could not answer (the rule's `on_store_error` decided).
@@ -59,6 +67,9 @@ public final class GatewayMetrics: Sendable {
         self.noRoute = requests(.noRoute)
         self.upstreamFailed = requests(.upstreamFailed)
         self.inFlightRefused = requests(.inFlightRefused)
+        self.rateLimited = requests(.rateLimited)
+        self.banned = requests(.banned)
+        self.windowShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "window")], factory: factory)
         self.inFlightStoreErrors = Counter(label: "spikegate_store_errors_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.idleTimeouts = timeouts("idle")
@@ -84,6 +95,10 @@ public final class GatewayMetrics: Sendable {
             self.upstreamFailed.increment()
         case .inFlightRefused:
             self.inFlightRefused.increment()
+        case .rateLimited:
+            self.rateLimited.increment()
+        case .banned:
+            self.banned.increment()
         }
     }
 

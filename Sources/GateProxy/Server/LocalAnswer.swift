@@ -20,6 +20,10 @@ struct LocalAnswer: Sendable {
         static let upstreamUnavailable = -7
         /// The shared state (Redis) could not be asked and the rule fails closed (503).
         static let stateUnavailable = -8
+        /// The client address or account is banned (403).
+        static let banned = -9
+        /// Over a sliding window's limit (429).
+        static let rateLimited = -10
     }
 
     let status: HTTPResponseStatus

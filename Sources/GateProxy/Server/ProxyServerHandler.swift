@@ -409,6 +409,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .success(let found):
             account = found
         }
+        if let refusal = self.checkWindows(route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
+            // A body still coming is read and dropped; the connection stays as the client asked.
+            guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
+                self.protocolViolation(context: context)
+                return nil
+            }
+            self.settings.metrics.count(refusal.decision)
+            self.write(refusal.answer, minor: minor, keepAlive: keepAlive, context: context)
+            return framing
+        }
         var hold: InFlightRegistry.Hold?
         if let policy = route.inFlight, let account {
             if let taken = self.settings.inFlight.acquire(account, ttl: policy.ttl) {
@@ -501,6 +511,59 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         reason: "request in flight",
         headers: [("Retry-After", "1")]
     )
+
+    /// Bans (on every route) and the route's sliding windows: the refusal to answer, if any.
+    private func checkWindows(
+        route: Route,
+        rules: RuleSet,
+        resolver: ClientAddressResolver,
+        fields: [HTTP1Head.Field],
+        account: String?
+    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
+        let abuse = self.settings.abuse
+        let windowRules = route.windows.isEmpty ? [] : route.windows.compactMap { rules.windows[$0] }
+        guard !windowRules.isEmpty || abuse.hasBans else {
+            // The common case: nothing to count, nobody banned, no lock, no clock.
+            return nil
+        }
+        let now = MonotonicInstant.now()
+        // The client address as the windows see it: after a trusted proxy's X-Forwarded-For.
+        let forwardedFor = fields.filter { $0.name.equalsASCIICaseInsensitive("x-forwarded-for") }.map(\.value)
+        let ip = resolver.resolve(peer: self.peer, forwardedFor: forwardedFor).address.description
+        if let ban = abuse.ban(ip: ip, account: account, now: now) {
+            return (Self.bannedAnswer(ban, now: now), .banned)
+        }
+        guard !windowRules.isEmpty else {
+            return nil
+        }
+        let metrics = self.settings.metrics
+        switch abuse.count(windowRules, ip: ip, account: account, now: now, shadowed: { _ in metrics.windowShadowed.increment() }) {
+        case .pass:
+            return nil
+        case .banned(let ban):
+            self.logger.info("banned", metadata: ["kind": "\(ban.kind.rawValue)", "key": "\(ban.key)", "rule": "\(ban.rule)", "reason": "\(ban.reason)"])
+            return (Self.bannedAnswer(ban, now: now), .banned)
+        case .limited(let rule):
+            let seconds = max(1, Int((rule.length / .seconds(1)).rounded(.up)))
+            let answer = LocalAnswer(
+                status: .tooManyRequests,
+                code: LocalAnswer.Code.rateLimited,
+                reason: "too many requests (rule \(rule.name))",
+                headers: [("Retry-After", String(seconds))]
+            )
+            return (answer, .rateLimited)
+        }
+    }
+
+    private static func bannedAnswer(_ ban: BanList.Ban, now: MonotonicInstant) -> LocalAnswer {
+        let seconds = max(1, Int(((ban.until - now) / .seconds(1)).rounded(.up)))
+        return LocalAnswer(
+            status: .forbidden,
+            code: LocalAnswer.Code.banned,
+            reason: "banned by rule \(ban.rule) (\(ban.reason))",
+            headers: [("Retry-After", String(seconds))]
+        )
+    }
 
     /// The refusal when Redis cannot be asked and the rule says `on_store_error: closed`.
     private static let storeUnavailableAnswer = LocalAnswer(

@@ -15,12 +15,15 @@ struct ProxySettings: Sendable {
     let metrics: GatewayMetrics
     /// This gateway's in-flight flags (one request per account on the routes that say so).
     let inFlight: InFlightRegistry
+    /// This gateway's sliding windows and bans.
+    let abuse: AbuseGuard
     /// The flags shared through Redis, when the gateway has a Redis.
     let flagStore: RedisFlagStore?
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil) {
         self.metrics = metrics
         self.inFlight = InFlightRegistry()
+        self.abuse = AbuseGuard()
         self.flagStore = redis.map { RedisFlagStore(client: $0) }
         let limits = configuration.limits
         let timeouts = configuration.timeouts

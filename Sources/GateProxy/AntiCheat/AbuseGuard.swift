@@ -1,0 +1,126 @@
+import GateCore
+import GateRules
+import Synchronization
+
+/// The gateway's sliding windows and bans (in-process), shared by every event loop.
+///
+/// A request on a route that names windows is counted in each; above a window's `ban_above`
+/// its key (client address or account) is banned for `ban_for`, above `limit_above` the request
+/// is refused. Bans hold on every route. One lock around the tables, taken once per counted
+/// request; a request with no window to count and no ban in force takes no lock at all.
+final class AbuseGuard: Sendable {
+    /// What the windows and bans say about a request.
+    enum Verdict {
+        case pass
+        /// Refused: over `rule`'s `limit_above`.
+        case limited(WindowRule)
+        /// Refused: banned (now or earlier).
+        case banned(BanList.Ban)
+    }
+
+    private struct State {
+        var tables: [String: SlidingWindowTable] = [:]
+        var bans = BanList()
+    }
+
+    private let state = Mutex(State())
+    /// Bans in force, roughly (counted when made and lifted; a lapsed one is found on check):
+    /// zero lets a request skip the lock.
+    private let banCount = Atomic<Int>(0)
+
+    /// Whether any ban may be in force (cheap: no lock).
+    var hasBans: Bool {
+        self.banCount.load(ordering: .relaxed) > 0
+    }
+
+    /// The ban holding `ip` or `account` at `now`, if any.
+    func ban(ip: String, account: String?, now: MonotonicInstant) -> BanList.Ban? {
+        guard self.banCount.load(ordering: .relaxed) > 0 else {
+            return nil
+        }
+        return self.state.withLock { state in
+            let ban = state.bans.check(.ip, ip, now: now) ?? account.flatMap { state.bans.check(.account, $0, now: now) }
+            self.banCount.store(state.bans.count, ordering: .relaxed)
+            return ban
+        }
+    }
+
+    /// Counts a request of `ip` (and `account`) in each of `rules`. Windows in `shadow` mode count
+    /// and report what they would have done in `shadowed`, without refusing.
+    func count(_ rules: [WindowRule], ip: String, account: String?, now: MonotonicInstant, shadowed: (WindowRule) -> Void) -> Verdict {
+        var shadowHits: [WindowRule] = []
+        let verdict = self.state.withLock { state -> Verdict in
+            var limited: WindowRule?
+            for rule in rules {
+                let key: String
+                switch rule.key {
+                case .ip:
+                    key = ip
+                case .account:
+                    guard let account else {
+                        continue
+                    }
+                    key = account
+                }
+                let tableKey = rule.name
+                if state.tables[tableKey]?.length != rule.length {
+                    // New, or its length changed in a reload: start counting afresh.
+                    state.tables[tableKey] = SlidingWindowTable(length: rule.length)
+                }
+                guard let estimate = state.tables[tableKey]?.record(key, now: now) else {
+                    // The table is full of live keys: a new key is refused (429), never banned,
+                    // so filling the table cannot get other clients banned.
+                    if rule.mode == .enforce, limited == nil {
+                        limited = rule
+                    }
+                    continue
+                }
+                if let banAbove = rule.banAbove, estimate > Double(banAbove) {
+                    if rule.mode == .shadow {
+                        shadowHits.append(rule)
+                        continue
+                    }
+                    let kind: BanList.Kind = rule.key == .ip ? .ip : .account
+                    state.bans.ban(kind, key, rule: rule.name, reason: "over \(banAbove) requests in \(DurationText.format(rule.length))", for: rule.banFor, now: now)
+                    self.banCount.store(state.bans.count, ordering: .relaxed)
+                    if let ban = state.bans.check(kind, key, now: now) {
+                        return .banned(ban)
+                    }
+                } else if let limitAbove = rule.limitAbove, estimate > Double(limitAbove), limited == nil {
+                    if rule.mode == .shadow {
+                        shadowHits.append(rule)
+                    } else {
+                        limited = rule
+                    }
+                }
+            }
+            return limited.map(Verdict.limited) ?? .pass
+        }
+        shadowHits.forEach(shadowed)
+        return verdict
+    }
+
+    /// Every ban in force.
+    func bans(now: MonotonicInstant) -> [BanList.Ban] {
+        self.state.withLock { $0.bans.list(now: now) }
+    }
+
+    /// Lifts a ban; returns whether there was one.
+    func lift(_ kind: BanList.Kind, _ key: String) -> Bool {
+        self.state.withLock { state in
+            defer { self.banCount.store(state.bans.count, ordering: .relaxed) }
+            return state.bans.lift(kind, key)
+        }
+    }
+
+    /// Drops idle window entries and ended bans.
+    func sweep(now: MonotonicInstant) {
+        self.state.withLock { state in
+            for name in Array(state.tables.keys) {
+                state.tables[name]?.sweep(now: now)
+            }
+            state.bans.sweep(now: now)
+            self.banCount.store(state.bans.count, ordering: .relaxed)
+        }
+    }
+}

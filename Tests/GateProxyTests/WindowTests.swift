@@ -1,0 +1,111 @@
+import Foundation
+import GateCore
+import GateProxy
+import GateRules
+import GateTestSupport
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import Testing
+
+/// Sliding windows and bans, enforced by a real gateway, with the admin `/blocked` list.
+@Suite struct WindowTests {
+    static func rules(_ windows: String, identity: Bool = false) -> String {
+        (identity ? "identity:\n  header: X-Account-Id\n  trust: clients\n" : "") + "windows:\n" + windows
+    }
+
+    static let routes = "  - prefix: /buy/\n    upstream: tickets\n    windows: [w]\n  - prefix: /\n    upstream: tickets\n"
+
+    @Test func aClientOverTheLimitGets429AndOthersAreUnaffected() async throws {
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: Self.rules("  w: {length: 10s, limit_above: 5}\n")) { harness in
+            let client = try await harness.connect()
+            var statuses: [Int] = []
+            var last: HTTPTestConnection.Response?
+            for _ in 0..<8 {
+                let response = try await client.request(.POST, "/buy/x")
+                statuses.append(response.status)
+                last = response
+            }
+            #expect(statuses == [200, 200, 200, 200, 200, 429, 429, 429])
+            #expect(last?.body == #"{"code":-10,"reason":"too many requests (rule w)"}"#)
+            #expect(last?.header("Retry-After") == "10")
+            // Another address has its own window; routes without the window are not counted.
+            let other = try await harness.connect(from: "127.0.0.2")
+            #expect(try await other.request(.POST, "/buy/x").status == 200)
+            #expect(try await client.request(.GET, "/elsewhere").status == 200)
+            #expect(harness.backends[0].requests == 7)
+        }
+    }
+
+    @Test func aBannedClientIsRefusedEverywhereUntilAnOperatorUnblocksIt() async throws {
+        let windows = Self.rules("  w: {length: 10s, ban_above: 3, ban_for: 10m}\n")
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            let admin = try await AdminServer.start(
+                endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil,
+                metrics: { "" }, group: harness.group, logger: Logger(label: "test")
+            )
+            let client = try await harness.connect(from: "127.0.0.3")
+            var statuses: [Int] = []
+            for _ in 0..<5 {
+                statuses.append(try await client.request(.POST, "/buy/x").status)
+            }
+            #expect(statuses == [200, 200, 200, 403, 403])
+            // The ban holds on every route.
+            let elsewhere = try await client.request(.GET, "/elsewhere")
+            #expect(elsewhere.status == 403)
+            #expect(elsewhere.body.contains(#""code":-9"#))
+            #expect(elsewhere.body.contains("banned by rule w"))
+            #expect(Int(elsewhere.header("Retry-After") ?? "") ?? 0 > 500)
+
+            let page = try await HTTPTestConnection.connect(port: admin.port, group: harness.group)
+            let listed = try await page.request(.GET, "/blocked?kind=ip")
+            #expect(listed.status == 200)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(listed.body.utf8)) as? [String: Any])
+            #expect(json["count"] as? Int == 1)
+            let entry = try #require((json["blocked"] as? [[String: Any]])?.first)
+            #expect(entry["key"] as? String == "127.0.0.3")
+            #expect(entry["rule"] as? String == "w")
+            #expect(entry["hits"] as? Int == 3)
+            let accounts = try await page.request(.GET, "/blocked?kind=account")
+            let accountsJSON = try JSONSerialization.jsonObject(with: Data(accounts.body.utf8)) as? [String: Any]
+            #expect(accountsJSON?["count"] as? Int == 0)
+            #expect(try await page.request(.GET, "/blocked?kind=cat").status == 400)
+
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.3").status == 200)
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.3").status == 404)
+            #expect(try await client.request(.GET, "/elsewhere").status == 200)
+            await admin.shutdown()
+        }
+    }
+
+    @Test func anAccountWindowBansTheAccountNotTheAddress() async throws {
+        let windows = Self.rules("  w: {key: account, length: 10s, ban_above: 2}\n", identity: true)
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            let client = try await harness.connect()
+            var statuses: [Int] = []
+            for _ in 0..<3 {
+                statuses.append(try await client.request(.POST, "/buy/x", headers: [("X-Account-Id", "scalper")]).status)
+            }
+            #expect(statuses == [200, 200, 403])
+            // Same address, another account: fine. No account: not counted.
+            #expect(try await client.request(.POST, "/buy/x", headers: [("X-Account-Id", "fan")]).status == 200)
+            #expect(try await client.request(.POST, "/buy/x").status == 200)
+            #expect(harness.gateway.blocked(kind: .account).map(\.key) == ["scalper"])
+        }
+    }
+
+    @Test func aShadowWindowCountsButRefusesNothing() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let windows = Self.rules("  w: {length: 10s, limit_above: 2, mode: shadow}\n")
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows, metrics: metrics) { harness in
+            let client = try await harness.connect()
+            for _ in 0..<5 {
+                #expect(try await client.request(.POST, "/buy/x").status == 200)
+            }
+            #expect(registry.emitToString().contains(#"spikegate_shadow_refusals_total{rule="window"} 3"#))
+            #expect(harness.gateway.blocked().isEmpty)
+        }
+    }
+}
