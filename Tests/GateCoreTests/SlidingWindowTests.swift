@@ -75,3 +75,27 @@ struct SlidingWindowTests {
         #expect(afterLift == nil)
     }
 }
+
+@Suite("Distinct values per key")
+struct DistinctWindowTableTests {
+    private let start = MonotonicInstant(nanoseconds: 9_000_000_000)
+
+    @Test("counts distinct values within the window, capped, per key")
+    func distinct() {
+        var table = DistinctWindowTable(length: .seconds(10), cap: 3)
+        let first = table.record("10.0.0.1", value: "a", now: self.start)
+        let repeated = table.record("10.0.0.1", value: "a", now: self.start + .seconds(1))
+        let second = table.record("10.0.0.1", value: "b", now: self.start + .seconds(2))
+        let other = table.record("10.0.0.2", value: "a", now: self.start + .seconds(2))
+        #expect([first, repeated, second, other] == [1, 1, 2, 1])
+        // Past the cap the count stays at the cap: "more than 2" is all a threshold of 2 needs.
+        _ = table.record("10.0.0.1", value: "c", now: self.start + .seconds(3))
+        let capped = table.record("10.0.0.1", value: "d", now: self.start + .seconds(3))
+        #expect(capped == 3)
+        // "a" was last seen at 1 s: at 11.5 s it has left the window.
+        let later = table.record("10.0.0.1", value: "e", now: self.start + .milliseconds(11_500))
+        #expect(later == 3)
+        let swept = table.sweep(now: self.start + .seconds(30))
+        #expect(swept == 2)
+    }
+}

@@ -108,4 +108,38 @@ import Testing
             #expect(harness.gateway.blocked().isEmpty)
         }
     }
+
+    @Test func zombieAccountsBehindOneAddressGetTheAddressBanned() async throws {
+        let windows = Self.rules("  w: {key: accounts_per_ip, length: 1m, ban_above: 10}\n", identity: true)
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            let farm = try await harness.connect(from: "127.0.0.4")
+            var statuses: [Int] = []
+            for index in 0..<50 {
+                statuses.append(try await farm.request(.POST, "/buy/x", headers: [("X-Account-Id", "zombie-\(index)")]).status)
+            }
+            #expect(statuses == Array(repeating: 200, count: 10) + Array(repeating: 403, count: 40))
+            #expect(harness.gateway.blocked(kind: .ip).map(\.key) == ["127.0.0.4"])
+            #expect(harness.gateway.blocked(kind: .ip).first?.reason == "over 10 accounts in 1m")
+            // One account used again and again from another address is fine.
+            let fan = try await harness.connect(from: "127.0.0.5")
+            for _ in 0..<12 {
+                #expect(try await fan.request(.POST, "/buy/x", headers: [("X-Account-Id", "fan")]).status == 200)
+            }
+        }
+    }
+
+    @Test func oneAccountFromManyAddressesGetsTheAccountBanned() async throws {
+        let windows = Self.rules("  w: {key: ips_per_account, length: 1m, ban_above: 5}\n", identity: true)
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            var statuses: [Int] = []
+            for index in 1...20 {
+                let bot = try await harness.connect(from: "127.0.1.\(index)")
+                statuses.append(try await bot.request(.POST, "/buy/x", headers: [("X-Account-Id", "hydra")]).status)
+                await bot.close()
+            }
+            #expect(statuses == Array(repeating: 200, count: 5) + Array(repeating: 403, count: 15))
+            #expect(harness.gateway.blocked(kind: .account).map(\.key) == ["hydra"])
+            #expect(harness.gateway.blocked(kind: .ip).isEmpty)
+        }
+    }
 }

@@ -20,7 +20,25 @@ final class AbuseGuard: Sendable {
 
     private struct State {
         var tables: [String: SlidingWindowTable] = [:]
+        var distinct: [String: DistinctWindowTable] = [:]
         var bans = BanList()
+
+        /// Counts one request under `rule`: the number to compare with its thresholds, or
+        /// `nil` when the table is full of live keys and this key is new.
+        mutating func record(_ rule: WindowRule, key: String, value: String?, now: MonotonicInstant) -> Double? {
+            if let value {
+                let cap = max(rule.limitAbove ?? 0, rule.banAbove ?? 0) + 1
+                if self.distinct[rule.name]?.length != rule.length || self.distinct[rule.name]?.cap != cap {
+                    self.distinct[rule.name] = DistinctWindowTable(length: rule.length, cap: cap)
+                }
+                return self.distinct[rule.name]?.record(key, value: value, now: now).map(Double.init)
+            }
+            if self.tables[rule.name]?.length != rule.length {
+                // New, or its length changed in a reload: start counting afresh.
+                self.tables[rule.name] = SlidingWindowTable(length: rule.length)
+            }
+            return self.tables[rule.name]?.record(key, now: now)
+        }
     }
 
     private let state = Mutex(State())
@@ -52,22 +70,36 @@ final class AbuseGuard: Sendable {
         let verdict = self.state.withLock { state -> Verdict in
             var limited: WindowRule?
             for rule in rules {
+                // What is counted, under which key, and what a ban would hold.
                 let key: String
+                var value: String?
+                let kind: BanList.Kind
                 switch rule.key {
                 case .ip:
                     key = ip
+                    kind = .ip
                 case .account:
                     guard let account else {
                         continue
                     }
                     key = account
+                    kind = .account
+                case .accountsPerIP:
+                    guard let account else {
+                        continue
+                    }
+                    key = ip
+                    value = account
+                    kind = .ip
+                case .ipsPerAccount:
+                    guard let account else {
+                        continue
+                    }
+                    key = account
+                    value = ip
+                    kind = .account
                 }
-                let tableKey = rule.name
-                if state.tables[tableKey]?.length != rule.length {
-                    // New, or its length changed in a reload: start counting afresh.
-                    state.tables[tableKey] = SlidingWindowTable(length: rule.length)
-                }
-                guard let estimate = state.tables[tableKey]?.record(key, now: now) else {
+                guard let estimate = state.record(rule, key: key, value: value, now: now) else {
                     // The table is full of live keys: a new key is refused (429), never banned,
                     // so filling the table cannot get other clients banned.
                     if rule.mode == .enforce, limited == nil {
@@ -80,8 +112,8 @@ final class AbuseGuard: Sendable {
                         shadowHits.append(rule)
                         continue
                     }
-                    let kind: BanList.Kind = rule.key == .ip ? .ip : .account
-                    state.bans.ban(kind, key, rule: rule.name, reason: "over \(banAbove) requests in \(DurationText.format(rule.length))", for: rule.banFor, now: now)
+                    let what = value == nil ? "requests" : (rule.key == .accountsPerIP ? "accounts" : "addresses")
+                    state.bans.ban(kind, key, rule: rule.name, reason: "over \(banAbove) \(what) in \(DurationText.format(rule.length))", for: rule.banFor, now: now)
                     self.banCount.store(state.bans.count, ordering: .relaxed)
                     if let ban = state.bans.check(kind, key, now: now) {
                         return .banned(ban)
@@ -118,6 +150,9 @@ final class AbuseGuard: Sendable {
         self.state.withLock { state in
             for name in Array(state.tables.keys) {
                 state.tables[name]?.sweep(now: now)
+            }
+            for name in Array(state.distinct.keys) {
+                state.distinct[name]?.sweep(now: now)
             }
             state.bans.sweep(now: now)
             self.banCount.store(state.bans.count, ordering: .relaxed)

@@ -69,7 +69,7 @@ enum RulesValidator {
         }
         let decoded = routes.compactMap { entry in entry.route.map { (route: $0, location: entry.location) } }
         if identities.isEmpty {
-            for entry in files.flatMap(\.windows) where entry.rule?.key == .account {
+            for entry in files.flatMap(\.windows) where entry.rule?.key.needsAccount == true {
                 diagnostics.append(Diagnostic(
                     "window '\(entry.name)' counts per account, but no rule file says where the account is",
                     at: entry.location,

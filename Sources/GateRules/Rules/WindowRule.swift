@@ -11,6 +11,17 @@ public struct WindowRule: Sendable, Hashable {
         case ip
         /// The account (`identity:`); requests without one are not counted.
         case account
+        /// How many distinct accounts one client address used (zombie accounts behind one
+        /// address); above the thresholds the address is limited or banned.
+        case accountsPerIP = "accounts_per_ip"
+        /// How many distinct client addresses one account came from (an account driven from
+        /// many machines); above the thresholds the account is limited or banned.
+        case ipsPerAccount = "ips_per_account"
+
+        /// Whether the key needs `identity:`.
+        public var needsAccount: Bool {
+            self != .ip
+        }
     }
 
     public var name: String
