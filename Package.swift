@@ -43,6 +43,8 @@ let package = Package(
         // Pure decisions: no NIO, no sockets, no files; time and randomness come in as parameters.
         .target(
             name: "GateCore",
+            // Crypto for challenges and pass tokens (SHA-256, HMAC): computation only, no I/O.
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // YAML → decoded files → every diagnostic → compiled rules and the gateway's configuration.
