@@ -260,7 +260,17 @@ struct RulesLoaderTests {
         BadFixture(
             "a window that neither limits nor bans",
             "windows:\n  burst: {length: 5s}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
-            line: 2, path: "windows.burst", message: "window 'burst' neither limits nor bans"
+            line: 2, path: "windows.burst", message: "window 'burst' neither challenges, limits nor bans"
+        ),
+        BadFixture(
+            "a challenge threshold above the limit",
+            "windows:\n  burst:\n    challenge_above: 30\n    limit_above: 20\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 3, path: "windows.burst.challenge_above", message: "challenge_above (30) is not below limit_above (20)"
+        ),
+        BadFixture(
+            "a challenge nobody could solve",
+            "windows:\n  burst:\n    challenge_above: 3\n    difficulty: 40\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 4, path: "windows.burst.difficulty", message: "40"
         ),
         BadFixture(
             "a ban threshold under the limit",

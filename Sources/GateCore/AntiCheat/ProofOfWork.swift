@@ -52,9 +52,12 @@ public struct ChallengeBook: Sendable {
         public let client: String
         public let route: String
         public let expires: MonotonicInstant
+        /// The rule that asked for it (its pass settings apply).
+        public let rule: String
 
-        public init(id: String, difficulty: Int, client: String, route: String, expires: MonotonicInstant) {
+        public init(id: String, difficulty: Int, client: String, route: String, expires: MonotonicInstant, rule: String = "") {
             self.id = id
+            self.rule = rule
             self.difficulty = difficulty
             self.client = client
             self.route = route

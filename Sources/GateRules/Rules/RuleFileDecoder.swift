@@ -198,7 +198,10 @@ struct RuleFileDecoder {
 
     /// One entry of `windows:`: `key`, `length`, `limit_above`, `ban_above`, `ban_for`, `mode`.
     private mutating func window(named name: String, key: YAMLValue, value: YAMLValue) -> WindowRule? {
-        let fields = self.reader.fields(of: value, keys: ["key", "length", "limit_above", "ban_above", "ban_for", "mode"])
+        let fields = self.reader.fields(
+            of: value,
+            keys: ["key", "length", "challenge_above", "difficulty", "pass_for", "pass_budget", "limit_above", "ban_above", "ban_for", "mode"]
+        )
         guard let fields else {
             return nil
         }
@@ -229,13 +232,32 @@ struct RuleFileDecoder {
                 valid = false
             }
         }
+        rule.challengeAbove = self.reader.integer(fields["challenge_above"], in: 1...10_000_000)
         rule.limitAbove = self.reader.integer(fields["limit_above"], in: 1...10_000_000)
         rule.banAbove = self.reader.integer(fields["ban_above"], in: 1...10_000_000)
-        if (fields["limit_above"] != nil && rule.limitAbove == nil) || (fields["ban_above"] != nil && rule.banAbove == nil) {
+        rule.difficulty = self.reader.integer(fields["difficulty"], in: 1...ProofOfWork.maximumDifficulty) ?? rule.difficulty
+        rule.passBudget = self.reader.integer(fields["pass_budget"], in: 1...100_000) ?? rule.passBudget
+        rule.passFor = self.reader.duration(fields["pass_for"]) ?? rule.passFor
+        for (key, parsed) in [("challenge_above", rule.challengeAbove), ("limit_above", rule.limitAbove), ("ban_above", rule.banAbove)]
+        where fields[key] != nil && parsed == nil {
             valid = false
         }
-        if valid, rule.limitAbove == nil, rule.banAbove == nil {
-            self.reader.report("window '\(name)' neither limits nor bans", at: value, hint: "add limit_above (429 above it) and/or ban_above (banned for ban_for above it)")
+        // A bad difficulty, pass_budget or pass_for is reported (and fails the set); the rule keeps
+        // its default for the checks below.
+        if valid, rule.challengeAbove == nil, rule.limitAbove == nil, rule.banAbove == nil {
+            self.reader.report(
+                "window '\(name)' neither challenges, limits nor bans",
+                at: value,
+                hint: "add challenge_above (a challenge above it), limit_above (429) and/or ban_above (banned for ban_for)"
+            )
+            valid = false
+        }
+        if valid, let challenge = rule.challengeAbove, let next = rule.limitAbove ?? rule.banAbove, next <= challenge, let at = fields["challenge_above"] {
+            self.reader.report(
+                "challenge_above (\(challenge)) is not below \(rule.limitAbove != nil ? "limit_above" : "ban_above") (\(next))",
+                at: at,
+                hint: "the challenge is the soft threshold: make it the lowest"
+            )
             valid = false
         }
         if valid, let limit = rule.limitAbove, let ban = rule.banAbove, ban <= limit, let at = fields["ban_above"] {

@@ -1,9 +1,10 @@
 /// A sliding-window limit (`windows:` in the rule files): how many requests one client address
 /// or one account may send to the routes that name it within `length`, and what happens above.
 ///
-/// Above `limit_above` a request is refused with 429; above `ban_above` the key is banned for
-/// `ban_for` (every request refused with 403 until then). At least one of the two is set; with
-/// both, `ban_above` is the larger.
+/// Above `challenge_above` a request without a valid pass is answered with a proof-of-work
+/// challenge; above `limit_above` it is refused with 429; above `ban_above` the key is banned for
+/// `ban_for` (every request refused with 403 until then). At least one of the three is set, in
+/// increasing order when several are.
 public struct WindowRule: Sendable, Hashable {
     /// What is counted.
     public enum Key: String, Sendable, Hashable, CaseIterable {
@@ -27,6 +28,15 @@ public struct WindowRule: Sendable, Hashable {
     public var name: String
     public var key: Key
     public var length: Duration
+    /// Above this (the soft threshold), a request without a valid pass gets a proof-of-work
+    /// challenge instead of going through.
+    public var challengeAbove: Int?
+    /// Leading zero bits the challenge asks for.
+    public var difficulty: Int = 16
+    /// How long a pass earned by a solution lasts.
+    public var passFor: Duration = .seconds(300)
+    /// Requests one pass lets through (so one solution cannot serve a botnet behind one address).
+    public var passBudget: Int = 20
     public var limitAbove: Int?
     public var banAbove: Int?
     public var banFor: Duration
