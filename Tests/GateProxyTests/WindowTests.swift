@@ -142,4 +142,49 @@ import Testing
             #expect(harness.gateway.blocked(kind: .ip).isEmpty)
         }
     }
+
+    @Test func aChallengeSolvedEarnsAPassWithItsOwnBudget() async throws {
+        let windows = Self.rules("  w: {length: 1m, challenge_above: 3, difficulty: 8, pass_budget: 2}\n")
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            let client = try await harness.connect()
+            for _ in 0..<3 {
+                #expect(try await client.request(.POST, "/buy/x").status == 200)
+            }
+            let challenged = try await client.request(.POST, "/buy/x")
+            #expect(challenged.status == 429)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(challenged.body.utf8)) as? [String: Any])
+            #expect(json["code"] as? Int == -3)
+            let challenge = try #require(json["challenge"] as? [String: Any])
+            let id = try #require(challenge["id"] as? String)
+            #expect(challenge["difficulty"] as? Int == 8)
+            #expect(challenge["kind"] as? String == "pow")
+
+            // A wrong answer is refused and uses the challenge up.
+            let wrongChallenge = try await client.request(.POST, "/buy/x")
+            let wrongID = try #require(((try JSONSerialization.jsonObject(with: Data(wrongChallenge.body.utf8)) as? [String: Any])?["challenge"] as? [String: Any])?["id"] as? String)
+            let badNonce = (0..<1_000).map(String.init).first { !ProofOfWork.verify(challenge: wrongID, nonce: $0, difficulty: 8) }!
+            let wrong = try await client.request(.GET, "/.spikegate/verify?id=\(wrongID)&nonce=\(badNonce)")
+            #expect(wrong.status == 403)
+            #expect(wrong.body.contains("wrong solution"))
+
+            let nonce = try #require(ProofOfWork.solve(challenge: id, difficulty: 8))
+            let solved = try await client.request(.GET, "/.spikegate/verify?id=\(id)&nonce=\(nonce)")
+            #expect(solved.status == 200)
+            let pass = try #require((try JSONSerialization.jsonObject(with: Data(solved.body.utf8)) as? [String: Any])?["pass"] as? String)
+            #expect(solved.header("Set-Cookie")?.hasPrefix("sg_pass=\(pass); Path=/;") == true)
+            // The same solution again: single use.
+            let replayed = try await client.request(.GET, "/.spikegate/verify?id=\(id)&nonce=\(nonce)")
+            #expect(replayed.status == 403)
+            #expect(replayed.body.contains("already used"))
+
+            // The pass lets two requests through (its budget), as a header or as the cookie.
+            #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", pass)]).status == 200)
+            #expect(try await client.request(.POST, "/buy/x", headers: [("Cookie", "a=b; sg_pass=\(pass)")]).status == 200)
+            #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", pass)]).status == 429)
+            // A forged pass is no pass.
+            let forged = pass.dropLast(4) + "0000"
+            #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", String(forged))]).status == 429)
+            #expect(harness.backends[0].requests == 5)
+        }
+    }
 }

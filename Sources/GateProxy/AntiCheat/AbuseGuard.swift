@@ -16,12 +16,31 @@ final class AbuseGuard: Sendable {
         case limited(WindowRule)
         /// Refused: banned (now or earlier).
         case banned(BanList.Ban)
+        /// Over `rule`'s `challenge_above` without a pass with budget left: answer a challenge.
+        case challenge(WindowRule)
     }
 
     private struct State {
         var tables: [String: SlidingWindowTable] = [:]
         var distinct: [String: DistinctWindowTable] = [:]
         var bans = BanList()
+        var challenges = ChallengeBook()
+        /// Requests left on each pass in use, by the pass's nonce.
+        var passBudgets: [String: Int] = [:]
+
+        /// Spends one request of `pass`'s budget; `false` when none is left.
+        mutating func spend(_ pass: PassToken, budget: Int) -> Bool {
+            let left = self.passBudgets[pass.nonce] ?? budget
+            guard left > 0 else {
+                return false
+            }
+            if self.passBudgets.count >= 1_000_000 && self.passBudgets[pass.nonce] == nil {
+                // Full: forget spent passes (they would be refused again on their next use).
+                self.passBudgets = self.passBudgets.filter { $0.value > 0 }
+            }
+            self.passBudgets[pass.nonce] = left - 1
+            return true
+        }
 
         /// Counts one request under `rule`: the number to compare with its thresholds, or
         /// `nil` when the table is full of live keys and this key is new.
@@ -65,10 +84,21 @@ final class AbuseGuard: Sendable {
 
     /// Counts a request of `ip` (and `account`) in each of `rules`. Windows in `shadow` mode count
     /// and report what they would have done in `shadowed`, without refusing.
-    func count(_ rules: [WindowRule], ip: String, account: String?, now: MonotonicInstant, shadowed: (WindowRule) -> Void) -> Verdict {
+    ///
+    /// `pass` is the request's valid pass, if it showed one: over a `challenge_above` it lets the
+    /// request through while its budget lasts (each such request spends one).
+    func count(
+        _ rules: [WindowRule],
+        ip: String,
+        account: String?,
+        pass: PassToken? = nil,
+        now: MonotonicInstant,
+        shadowed: (WindowRule) -> Void
+    ) -> Verdict {
         var shadowHits: [WindowRule] = []
         let verdict = self.state.withLock { state -> Verdict in
             var limited: WindowRule?
+            var challenge: WindowRule?
             for rule in rules {
                 // What is counted, under which key, and what a ban would hold.
                 let key: String
@@ -124,12 +154,33 @@ final class AbuseGuard: Sendable {
                     } else {
                         limited = rule
                     }
+                } else if let challengeAbove = rule.challengeAbove, estimate > Double(challengeAbove), challenge == nil {
+                    if rule.mode == .shadow {
+                        shadowHits.append(rule)
+                    } else if let pass, state.spend(pass, budget: rule.passBudget) {
+                        continue
+                    } else {
+                        challenge = rule
+                    }
                 }
             }
-            return limited.map(Verdict.limited) ?? .pass
+            if let limited {
+                return .limited(limited)
+            }
+            return challenge.map(Verdict.challenge) ?? .pass
         }
         shadowHits.forEach(shadowed)
         return verdict
+    }
+
+    /// Records a challenge handed out; `false` when the book is full.
+    func issue(_ challenge: ChallengeBook.Challenge, now: MonotonicInstant) -> Bool {
+        self.state.withLock { $0.challenges.issue(challenge, now: now) }
+    }
+
+    /// Checks a solution (the challenge is used up either way).
+    func redeem(id: String, nonce: String, client: String, now: MonotonicInstant) -> Result<ChallengeBook.Challenge, ChallengeBook.Refusal> {
+        self.state.withLock { $0.challenges.redeem(id: id, nonce: nonce, client: client, now: now) }
     }
 
     /// Every ban in force.
@@ -155,6 +206,7 @@ final class AbuseGuard: Sendable {
                 state.distinct[name]?.sweep(now: now)
             }
             state.bans.sweep(now: now)
+            state.challenges.sweep(now: now)
             self.banCount.store(state.bans.count, ordering: .relaxed)
         }
     }

@@ -25,6 +25,10 @@ public final class GatewayMetrics: Sendable {
         case rateLimited = "rate_limited"
         /// Refused: the client address or account is banned (403).
         case banned
+        /// Answered with a challenge (429).
+        case challenged
+        /// A challenge solved: a pass issued.
+        case challengeSolved = "challenge_solved"
     }
 
     private let factory: any MetricsFactory
@@ -35,6 +39,8 @@ public final class GatewayMetrics: Sendable {
     private let inFlightRefused: Counter
     private let rateLimited: Counter
     private let banned: Counter
+    private let challenged: Counter
+    private let challengeSolved: Counter
     /// Requests a `shadow` window would have refused or banned (they were forwarded).
     let windowShadowed: Counter
     /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
@@ -69,6 +75,8 @@ public final class GatewayMetrics: Sendable {
         self.inFlightRefused = requests(.inFlightRefused)
         self.rateLimited = requests(.rateLimited)
         self.banned = requests(.banned)
+        self.challenged = requests(.challenged)
+        self.challengeSolved = requests(.challengeSolved)
         self.windowShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "window")], factory: factory)
         self.inFlightStoreErrors = Counter(label: "spikegate_store_errors_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
@@ -99,6 +107,10 @@ public final class GatewayMetrics: Sendable {
             self.rateLimited.increment()
         case .banned:
             self.banned.increment()
+        case .challenged:
+            self.challenged.increment()
+        case .challengeSolved:
+            self.challengeSolved.increment()
         }
     }
 

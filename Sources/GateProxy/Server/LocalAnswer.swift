@@ -24,6 +24,8 @@ struct LocalAnswer: Sendable {
         static let banned = -9
         /// Over a sliding window's limit (429).
         static let rateLimited = -10
+        /// A challenge to solve (429), or a solution refused (403).
+        static let challenge = -3
     }
 
     let status: HTTPResponseStatus
@@ -33,6 +35,16 @@ struct LocalAnswer: Sendable {
     let headers: [(String, String)]
     /// The JSON body (built once: refusals are answered at attack rates).
     let body: String
+
+    /// An answer whose JSON body carries more than the code and the reason: `members` is the
+    /// rest of the object, already JSON (e.g. `"challenge":{…}`).
+    init(status: HTTPResponseStatus, code: Int, reason: String, members: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.headers = headers
+        self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason)),\(members)}"
+    }
 
     init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
         self.status = status

@@ -1,3 +1,4 @@
+import Foundation
 import CoreMetrics
 import GateCore
 import GateRedis
@@ -388,16 +389,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         let keepAlive = head.isKeepAlive
         let routes = self.loop.routes
+        if head.target == Self.verifyPath || head.target.hasPrefix(Self.verifyPath + "?") {
+            let verdict = self.verify(target: head.target, fields: head.fields, rules: routes.ruleSet, resolver: routes.resolver)
+            return self.answerHead(verdict.answer, decision: verdict.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+        }
         guard let route = routes.ruleSet.route(method: head.method, path: head.target), let upstream = routes.upstreams[route.upstream] else {
-            let keptAlive = keepAlive && framing == .none
-            guard self.machine.headAnsweredLocally(keepAlive: keptAlive) else {
-                self.protocolViolation(context: context)
-                return nil
-            }
-            self.settings.metrics.count(.noRoute)
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
-            self.write(answer, minor: minor, keepAlive: keptAlive, context: context)
-            return framing
+            return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)
         }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
         let identity = routes.ruleSet.identity
@@ -410,28 +408,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             account = found
         }
         if let refusal = self.checkWindows(route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
-            // A body still coming is read and dropped; the connection stays as the client asked.
-            guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
-                self.protocolViolation(context: context)
-                return nil
-            }
-            self.settings.metrics.count(refusal.decision)
-            self.write(refusal.answer, minor: minor, keepAlive: keepAlive, context: context)
-            return framing
+            return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         var hold: InFlightRegistry.Hold?
         if let policy = route.inFlight, let account {
             if let taken = self.settings.inFlight.acquire(account, ttl: policy.ttl) {
                 hold = taken
             } else if policy.mode == .enforce {
-                guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
-                    self.protocolViolation(context: context)
-                    return nil
-                }
-                // A body still coming is read and dropped; the connection stays as the client asked.
-                self.settings.metrics.count(.inFlightRefused)
-                self.write(Self.inFlightAnswer, minor: minor, keepAlive: keepAlive, context: context)
-                return framing
+                return self.answerHead(Self.inFlightAnswer, decision: .inFlightRefused, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
             } else {
                 self.settings.metrics.inFlightShadowed.increment()
                 self.logger.debug("in-flight rule (shadow) would refuse", metadata: ["peer": "\(self.peerText)", "account": "\(account)"])
@@ -527,9 +511,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return nil
         }
         let now = MonotonicInstant.now()
-        // The client address as the windows see it: after a trusted proxy's X-Forwarded-For.
-        let forwardedFor = fields.filter { $0.name.equalsASCIICaseInsensitive("x-forwarded-for") }.map(\.value)
-        let ip = resolver.resolve(peer: self.peer, forwardedFor: forwardedFor).address.description
+        let client = self.clientAddress(fields: fields, resolver: resolver)
+        let ip = client.description
         if let ban = abuse.ban(ip: ip, account: account, now: now) {
             return (Self.bannedAnswer(ban, now: now), .banned)
         }
@@ -537,9 +520,21 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return nil
         }
         let metrics = self.settings.metrics
-        switch abuse.count(windowRules, ip: ip, account: account, now: now, shadowed: { _ in metrics.windowShadowed.increment() }) {
+        // A pass is looked at only where a window can challenge.
+        var pass: PassToken?
+        if windowRules.contains(where: { $0.challengeAbove != nil }), let text = Self.passText(in: fields) {
+            switch PassToken.verify(text, keyring: self.settings.passKeys, client: client, route: route.id, now: Self.unixNow()) {
+            case .success(let token):
+                pass = token
+            case .failure(let refusal):
+                self.logger.debug("pass not accepted", metadata: ["peer": "\(ip)", "reason": "\(refusal.rawValue)"])
+            }
+        }
+        switch abuse.count(windowRules, ip: ip, account: account, pass: pass, now: now, shadowed: { _ in metrics.windowShadowed.increment() }) {
         case .pass:
             return nil
+        case .challenge(let rule):
+            return self.challenge(rule: rule, client: ip, route: route.id, now: now)
         case .banned(let ban):
             self.logger.info("banned", metadata: ["kind": "\(ban.kind.rawValue)", "key": "\(ban.key)", "rule": "\(ban.rule)", "reason": "\(ban.reason)"])
             return (Self.bannedAnswer(ban, now: now), .banned)
@@ -553,6 +548,116 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             )
             return (answer, .rateLimited)
         }
+    }
+
+    /// Where challenges are solved: `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`.
+    static let verifyPath = "/.spikegate/verify"
+    /// How long a challenge may be solved in.
+    static let challengeLifetime = Duration.seconds(60)
+    /// The verify path's own limit per client address (solutions are cheap to check but not free).
+    static let verifyWindow = WindowRule(name: "verify", key: .ip, length: .seconds(10), limitAbove: 30, file: "(built in)", line: 0)
+
+    /// The client address: the peer, or the rightmost untrusted `X-Forwarded-For` entry when the
+    /// peer is a trusted proxy.
+    private func clientAddress(fields: [HTTP1Head.Field], resolver: ClientAddressResolver) -> IPAddress {
+        let forwardedFor = fields.filter { $0.name.equalsASCIICaseInsensitive("x-forwarded-for") }.map(\.value)
+        return resolver.resolve(peer: self.peer, forwardedFor: forwardedFor).address
+    }
+
+    /// A new challenge for `client` on `route`, as the answer to send.
+    private func challenge(rule: WindowRule, client: String, route: String, now: MonotonicInstant) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+        var generator = SystemRandomNumberGenerator()
+        let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let issued = self.settings.abuse.issue(
+            ChallengeBook.Challenge(id: id, difficulty: rule.difficulty, client: client, route: route, expires: now + Self.challengeLifetime, rule: rule.name),
+            now: now
+        )
+        guard issued else {
+            // The book is full of open challenges: refuse instead (an attack is under way).
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many requests (rule \(rule.name))", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        let seconds = Int(Self.challengeLifetime / .seconds(1))
+        let members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"pow\",\"algorithm\":\"sha256\",\"difficulty\":\(rule.difficulty),"
+            + "\"expires_in\":\(seconds),\"verify\":\"\(Self.verifyPath)?id=\(id)&nonce=\"}"
+        let answer = LocalAnswer(
+            status: .tooManyRequests,
+            code: LocalAnswer.Code.challenge,
+            reason: "solve the challenge: find a nonce such that sha256(id:nonce) starts with \(rule.difficulty) zero bits",
+            members: members
+        )
+        return (answer, .challenged)
+    }
+
+    /// Answers `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`: a pass for a right solution.
+    private func verify(target: String, fields: [HTTP1Head.Field], rules: RuleSet, resolver: ClientAddressResolver) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+        let now = MonotonicInstant.now()
+        let client = self.clientAddress(fields: fields, resolver: resolver)
+        if case .limited = self.settings.abuse.count([Self.verifyWindow], ip: client.description, account: nil, now: now, shadowed: { _ in }) {
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many solutions tried", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        var id = ""
+        var nonce = ""
+        if let query = target.split(separator: "?", maxSplits: 1).dropFirst().first {
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? "" : ""
+                if parts[0] == "id" {
+                    id = value
+                } else if parts[0] == "nonce" {
+                    nonce = value
+                }
+            }
+        }
+        let challenge: ChallengeBook.Challenge
+        switch self.settings.abuse.redeem(id: id, nonce: nonce, client: client.description, now: now) {
+        case .failure(let refusal):
+            return (LocalAnswer(status: .forbidden, code: LocalAnswer.Code.challenge, reason: refusal.rawValue), .refused)
+        case .success(let solved):
+            challenge = solved
+        }
+        let rule = rules.windows[challenge.rule]
+        let lifetime = Int64((rule?.passFor ?? .seconds(300)) / .seconds(1))
+        var generator = SystemRandomNumberGenerator()
+        let token = PassToken(
+            keyID: self.settings.passKeys.current,
+            expires: Self.unixNow() + lifetime,
+            prefix: PassToken.prefix(of: client),
+            route: challenge.route,
+            nonce: String(UInt64.random(in: .min ... .max, using: &generator), radix: 36)
+        ).encoded(with: self.settings.passKeys)
+        let secure = self.scheme == "https" ? "; Secure" : ""
+        let answer = LocalAnswer(
+            status: .ok,
+            code: 0,
+            reason: "challenge solved",
+            members: "\"pass\":\"\(token)\",\"expires_in\":\(lifetime),\"budget\":\(rule?.passBudget ?? 20)",
+            headers: [("Set-Cookie", "sg_pass=\(token); Path=/; Max-Age=\(lifetime); HttpOnly; SameSite=Strict\(secure)")]
+        )
+        return (answer, .challengeSolved)
+    }
+
+    /// The pass a request shows: header `X-SpikeGate-Pass`, else cookie `sg_pass`.
+    static func passText(in fields: [HTTP1Head.Field]) -> String? {
+        var cookie: String?
+        for field in fields {
+            if field.name.equalsASCIICaseInsensitive("x-spikegate-pass") {
+                return field.value
+            }
+            if cookie == nil, field.name.equalsASCIICaseInsensitive("cookie") {
+                for part in field.value.split(separator: ";") {
+                    let pair = part.trimmingPrefix(" ")
+                    if pair.hasPrefix("sg_pass=") {
+                        cookie = String(pair.dropFirst("sg_pass=".count))
+                    }
+                }
+            }
+        }
+        return cookie
+    }
+
+    /// Wall-clock seconds (passes outlive a process, so they carry real time).
+    static func unixNow() -> Int64 {
+        Int64(Date().timeIntervalSince1970)
     }
 
     private static func bannedAnswer(_ ban: BanList.Ban, now: MonotonicInstant) -> LocalAnswer {
@@ -603,6 +708,26 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return .failure(RequestHeadCheck.Refusal(status: 400, reason: "\(identity.header) longer than \(Self.maximumAccountBytes) bytes"))
         }
         return .success(account)
+    }
+
+    /// Answers a request head locally with `answer` (counted as `decision`). A body still coming
+    /// is read and dropped; the connection stays open when `keepAlive`. Returns the framing the
+    /// body is read with, or `nil` when the connection closes.
+    private func answerHead(
+        _ answer: LocalAnswer,
+        decision: GatewayMetrics.Decision,
+        minor: Int,
+        keepAlive: Bool,
+        framing: RequestHeadCheck.BodyFraming,
+        context: ChannelHandlerContext
+    ) -> RequestHeadCheck.BodyFraming? {
+        guard self.machine.headAnsweredLocally(keepAlive: keepAlive) else {
+            self.protocolViolation(context: context)
+            return nil
+        }
+        self.settings.metrics.count(decision)
+        self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
+        return framing
     }
 
     /// Starts looking for an upstream connection unless that has begun.

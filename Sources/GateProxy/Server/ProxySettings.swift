@@ -17,6 +17,9 @@ struct ProxySettings: Sendable {
     let inFlight: InFlightRegistry
     /// This gateway's sliding windows and bans.
     let abuse: AbuseGuard
+    /// The keys passes are signed with (random per process for now: a pass verifies only on the
+    /// gateway that issued it).
+    let passKeys: PassToken.Keyring
     /// The flags shared through Redis, when the gateway has a Redis.
     let flagStore: RedisFlagStore?
 
@@ -24,6 +27,8 @@ struct ProxySettings: Sendable {
         self.metrics = metrics
         self.inFlight = InFlightRegistry()
         self.abuse = AbuseGuard()
+        var generator = SystemRandomNumberGenerator()
+        self.passKeys = PassToken.Keyring.random(using: &generator)
         self.flagStore = redis.map { RedisFlagStore(client: $0) }
         let limits = configuration.limits
         let timeouts = configuration.timeouts

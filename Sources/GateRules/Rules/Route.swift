@@ -60,6 +60,16 @@ public struct Route: Sendable, Hashable {
         self.line = line
     }
 
+    /// The route as a short text (`POST /buy/ticket`, `* /orders/*`): what passes are bound to.
+    public var id: String {
+        switch self.match {
+        case .exact(let path):
+            return "\(self.method ?? "*") \(path)"
+        case .prefix(let prefix):
+            return "\(self.method ?? "*") \(prefix)*"
+        }
+    }
+
     /// Whether a request with `method` and `path` (without its query string) takes this route.
     public func matches(method: String, path: Substring) -> Bool {
         (self.method == nil || self.method == method) && self.match.matches(path)
