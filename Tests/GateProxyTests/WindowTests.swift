@@ -187,4 +187,25 @@ import Testing
             #expect(harness.backends[0].requests == 5)
         }
     }
+
+    @Test func aBrowserGetsThePageThatSolvesTheChallenge() async throws {
+        let windows = Self.rules("  w: {length: 1m, challenge_above: 1, difficulty: 6}\n")
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+            let browser = try await harness.connect()
+            let accept = [("Accept", "text/html,application/xhtml+xml")]
+            #expect(try await browser.request(.GET, "/buy/x", headers: accept).status == 200)
+            let page = try await browser.request(.GET, "/buy/x", headers: accept)
+            #expect(page.status == 429)
+            #expect(page.header("Content-Type") == "text/html; charset=utf-8")
+            #expect(page.body.contains("fetch(\"/.spikegate/verify?id=\""))
+            #expect(page.body.contains("bits = 6"))
+            // The id the page works on is a live challenge (the page's own solver was checked
+            // against hashlib under node; here Swift solves it).
+            let marker = "const id = \""
+            let start = try #require(page.body.range(of: marker)).upperBound
+            let id = String(page.body[start...].prefix(while: { $0 != "\"" }))
+            let nonce = try #require(ProofOfWork.solve(challenge: id, difficulty: 6))
+            #expect(try await browser.request(.GET, "/.spikegate/verify?id=\(id)&nonce=\(nonce)").status == 200)
+        }
+    }
 }

@@ -33,8 +33,10 @@ struct LocalAnswer: Sendable {
     let reason: String
     /// Extra header fields (e.g. `Retry-After`).
     let headers: [(String, String)]
-    /// The JSON body (built once: refusals are answered at attack rates).
+    /// The body (JSON unless `contentType` says otherwise; built once where it can be:
+    /// refusals are answered at attack rates).
     let body: String
+    let contentType: String
 
     /// An answer whose JSON body carries more than the code and the reason: `members` is the
     /// rest of the object, already JSON (e.g. `"challenge":{…}`).
@@ -44,6 +46,17 @@ struct LocalAnswer: Sendable {
         self.reason = reason
         self.headers = headers
         self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason)),\(members)}"
+        self.contentType = "application/json"
+    }
+
+    /// An HTML page (for browsers).
+    init(status: HTTPResponseStatus, code: Int, reason: String, html: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.headers = headers
+        self.body = html
+        self.contentType = "text/html; charset=utf-8"
     }
 
     init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
@@ -52,6 +65,7 @@ struct LocalAnswer: Sendable {
         self.reason = reason
         self.headers = headers
         self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason))}"
+        self.contentType = "application/json"
     }
 
     /// The whole answer as bytes for an HTTP/1.`minor` client; `close` adds `Connection: close`
@@ -63,7 +77,9 @@ struct LocalAnswer: Sendable {
         buffer.writeString(String(self.status.code))
         buffer.writeString(" ")
         buffer.writeString(self.status.reasonPhrase)
-        buffer.writeString("\r\nContent-Type: application/json\r\nContent-Length: ")
+        buffer.writeString("\r\nContent-Type: ")
+        buffer.writeString(self.contentType)
+        buffer.writeString("\r\nContent-Length: ")
         buffer.writeString(String(body.utf8.count))
         buffer.writeString("\r\n")
         for (name, value) in self.headers {

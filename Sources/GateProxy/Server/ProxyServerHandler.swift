@@ -407,7 +407,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .success(let found):
             account = found
         }
-        if let refusal = self.checkWindows(route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
+        if let refusal = self.checkWindows(method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         var hold: InFlightRegistry.Hold?
@@ -498,6 +498,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     /// Bans (on every route) and the route's sliding windows: the refusal to answer, if any.
     private func checkWindows(
+        method: String,
         route: Route,
         rules: RuleSet,
         resolver: ClientAddressResolver,
@@ -534,7 +535,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .pass:
             return nil
         case .challenge(let rule):
-            return self.challenge(rule: rule, client: ip, route: route.id, now: now)
+            let wantsHTML = fields.contains { $0.name.equalsASCIICaseInsensitive("accept") && $0.value.contains("text/html") }
+            return self.challenge(rule: rule, client: ip, route: route.id, method: method, wantsHTML: wantsHTML, now: now)
         case .banned(let ban):
             self.logger.info("banned", metadata: ["kind": "\(ban.kind.rawValue)", "key": "\(ban.key)", "rule": "\(ban.rule)", "reason": "\(ban.reason)"])
             return (Self.bannedAnswer(ban, now: now), .banned)
@@ -565,7 +567,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     /// A new challenge for `client` on `route`, as the answer to send.
-    private func challenge(rule: WindowRule, client: String, route: String, now: MonotonicInstant) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+    private func challenge(
+        rule: WindowRule,
+        client: String,
+        route: String,
+        method: String,
+        wantsHTML: Bool,
+        now: MonotonicInstant
+    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
         var generator = SystemRandomNumberGenerator()
         let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         let issued = self.settings.abuse.issue(
@@ -575,6 +584,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         guard issued else {
             // The book is full of open challenges: refuse instead (an attack is under way).
             return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many requests (rule \(rule.name))", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        if wantsHTML {
+            let page = ChallengePage.html(id: id, difficulty: rule.difficulty, verifyPath: Self.verifyPath, method: method)
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.challenge, reason: "challenge", html: page), .challenged)
         }
         let seconds = Int(Self.challengeLifetime / .seconds(1))
         let members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"pow\",\"algorithm\":\"sha256\",\"difficulty\":\(rule.difficulty),"
