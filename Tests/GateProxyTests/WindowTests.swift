@@ -208,4 +208,30 @@ import Testing
             #expect(try await browser.request(.GET, "/.spikegate/verify?id=\(id)&nonce=\(nonce)").status == 200)
         }
     }
+
+    @Test func theBlockedListWantsTheAdminTokenWhenOneIsSet() async throws {
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: Self.rules("  w: {length: 10s, ban_above: 1}\n")) { harness in
+            let token = "s3cret-admin-token-0123456789"
+            let admin = try await AdminServer.start(
+                endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil,
+                metrics: { "" }, token: token, group: harness.group, logger: Logger(label: "test")
+            )
+            let client = try await harness.connect(from: "127.0.0.6")
+            _ = try await client.request(.POST, "/buy/x")
+            #expect(try await client.request(.POST, "/buy/x").status == 403)
+            let page = try await HTTPTestConnection.connect(port: admin.port, group: harness.group)
+            let anonymous = try await page.request(.GET, "/blocked")
+            #expect(anonymous.status == 401)
+            #expect(anonymous.header("WWW-Authenticate") == "Bearer")
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.6", headers: [("Authorization", "Bearer wrong")]).status == 401)
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.6", headers: [("Authorization", "Bearer \(token)x")]).status == 401)
+            #expect(harness.gateway.blocked().count == 1)
+            #expect(try await page.request(.GET, "/blocked", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.6", headers: [("Authorization", "Bearer \(token)")]).status == 200)
+            #expect(harness.gateway.blocked().isEmpty)
+            // Health and metrics stay open to monitoring.
+            #expect(try await page.request(.GET, "/healthz").status == 200)
+            await admin.shutdown()
+        }
+    }
 }

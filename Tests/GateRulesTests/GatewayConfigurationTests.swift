@@ -53,6 +53,7 @@ struct GatewayConfigurationTests {
               - address: 127.0.0.1:0
             admin:
               address: 127.0.0.1:9091
+              token_file: secrets/admin.token
             redis: unix:///run/redis.sock
             rules: rules.d
             timeouts:
@@ -81,6 +82,7 @@ struct GatewayConfigurationTests {
             Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0)),
         ])
         #expect(configuration.admin == Endpoint(host: "127.0.0.1", port: 9091))
+        #expect(configuration.adminTokenFile == "/etc/spikegate/secrets/admin.token")
         #expect(configuration.redis == "unix:///run/redis.sock")
         #expect(configuration.rulesDirectory == "/etc/spikegate/rules.d")
         #expect(configuration.timeouts == Timeouts(

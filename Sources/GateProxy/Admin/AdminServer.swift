@@ -26,15 +26,19 @@ public final class AdminServer: Sendable {
 
     /// Binds `endpoint` and serves `gateway`'s admin pages; `metrics` renders the Prometheus
     /// text, `watcher` (when rules are watched) reports and performs reloads.
+    ///
+    /// With a `token`, the pages that change or reveal who is blocked (`/blocked`, and
+    /// `POST /rules/reload`) want `Authorization: Bearer TOKEN` (401 otherwise).
     public static func start(
         endpoint: Endpoint,
         gateway: Gateway,
         watcher: RulesWatcher?,
         metrics: @escaping @Sendable () -> String,
+        token: String? = nil,
         group: any EventLoopGroup,
         logger: Logger
     ) async throws -> AdminServer {
-        let pages = AdminPages(gateway: gateway, watcher: watcher, metrics: metrics)
+        let pages = AdminPages(gateway: gateway, watcher: watcher, metrics: metrics, token: token)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -65,8 +69,30 @@ struct AdminPages: Sendable {
     let gateway: Gateway
     let watcher: RulesWatcher?
     let metrics: @Sendable () -> String
+    let token: String?
 
-    func answer(method: HTTPMethod, path: String, query: String = "") -> Answer {
+    /// Whether `authorization` (the request's header) carries the token, compared in constant time.
+    func authorized(_ authorization: String?) -> Bool {
+        guard let token = self.token else {
+            return true
+        }
+        guard let authorization, authorization.hasPrefix("Bearer ") else {
+            return false
+        }
+        let given = Array(authorization.utf8.dropFirst("Bearer ".count))
+        let expected = Array(token.utf8)
+        var difference = given.count ^ expected.count
+        for index in 0..<expected.count {
+            difference |= Int(expected[index] ^ (index < given.count ? given[index] : 0))
+        }
+        return difference == 0
+    }
+
+    func answer(method: HTTPMethod, path: String, query: String = "", authorization: String? = nil) -> Answer {
+        let guarded = path == "/blocked" || path.hasPrefix("/blocked/") || (method == .POST && path == "/rules/reload")
+        if guarded && !self.authorized(authorization) {
+            return self.json(.unauthorized, ["error": "\(path) needs Authorization: Bearer with the admin token"])
+        }
         if path == "/blocked" || path.hasPrefix("/blocked/") {
             return self.blocked(method: method, path: path, query: query)
         }
@@ -231,11 +257,19 @@ private final class AdminHandler: ChannelInboundHandler {
             }
             self.head = nil
             let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            let answer = self.pages.answer(method: head.method, path: parts.first ?? head.uri, query: parts.count > 1 ? parts[1] : "")
+            let answer = self.pages.answer(
+                method: head.method,
+                path: parts.first ?? head.uri,
+                query: parts.count > 1 ? parts[1] : "",
+                authorization: head.headers.first(name: "Authorization")
+            )
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: answer.contentType)
             headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
             headers.add(name: "Cache-Control", value: "no-store")
+            if answer.status == .unauthorized {
+                headers.add(name: "WWW-Authenticate", value: "Bearer")
+            }
             if !head.isKeepAlive {
                 headers.add(name: "Connection", value: "close")
             }

@@ -10,6 +10,9 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var listeners: [Listener]
     /// The admin listener (metrics, health, blocked clients), or `nil` for none.
     public var admin: Endpoint?
+    /// A file holding the admin token: when set, `/blocked` and `POST /rules/reload` want
+    /// `Authorization: Bearer TOKEN`.
+    public var adminTokenFile: String?
     /// The Redis URL (`redis://host:port[/db]` or `unix:///path`) for state shared between
     /// gateways, or `nil` to keep the state in this process.
     public var redis: String?

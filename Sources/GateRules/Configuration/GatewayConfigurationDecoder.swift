@@ -33,7 +33,8 @@ struct GatewayConfigurationDecoder {
             }
             configuration.listeners = listeners.compactMap { self.listener($0, bound: &bound) }
         }
-        let admin = self.reader.fields(of: fields?["admin"], keys: ["address"])
+        let admin = self.reader.fields(of: fields?["admin"], keys: ["address", "token_file"])
+        configuration.adminTokenFile = self.path(admin?["token_file"])
         if let address = self.reader.required("address", in: admin), let endpoint = self.reader.endpoint(address, allowingPortZero: true) {
             self.checkUnique(endpoint, at: address, bound: &bound)
             configuration.admin = endpoint

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import CoreMetrics
 import GateCore
@@ -86,6 +87,18 @@ struct GatewayCommand: AsyncParsableCommand {
         return configuration
     }
 
+    /// The admin token in `path`: its first line, at least 16 characters.
+    static func readAdminToken(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("admin token_file \(path): cannot be read")
+        }
+        let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            throw ValidationError("admin token_file \(path): the token must be at least 16 printable ASCII characters on the first line")
+        }
+        return token
+    }
+
     func run() async throws {
         let logger = Logger(label: "spikegate.gateway")
         let configuration: GatewayConfiguration
@@ -115,7 +128,11 @@ struct GatewayCommand: AsyncParsableCommand {
             }
             var admin: AdminServer?
             if let endpoint = configuration.admin {
-                admin = try await AdminServer.start(endpoint: endpoint, gateway: gateway, watcher: watcher, metrics: { registry.emitToString() }, group: group, logger: logger)
+                let token = try configuration.adminTokenFile.map(Self.readAdminToken)
+                admin = try await AdminServer.start(
+                    endpoint: endpoint, gateway: gateway, watcher: watcher, metrics: { registry.emitToString() },
+                    token: token, group: group, logger: logger
+                )
             }
             let ports = gateway.ports.map(String.init).joined(separator: ",")
             print("gateway listening on port \(ports), rules \(rules.version)" + (admin.map { ", admin on port \($0.port)" } ?? ""))
