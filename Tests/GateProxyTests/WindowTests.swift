@@ -234,4 +234,22 @@ import Testing
             await admin.shutdown()
         }
     }
+
+    @Test func deniedNetworksAreRefusedAndAllowedOnesNeverLimited() async throws {
+        let rules = Self.rules("  w: {length: 10s, limit_above: 1}\n") + "deny: [127.0.0.7/32]\nallow: [127.0.0.8/32]\n"
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: rules) { harness in
+            let denied = try await harness.connect(from: "127.0.0.7")
+            let refusal = try await denied.request(.GET, "/elsewhere")
+            #expect(refusal.status == 403)
+            #expect(refusal.body == #"{"code":-11,"reason":"denied"}"#)
+            let boxOffice = try await harness.connect(from: "127.0.0.8")
+            for _ in 0..<5 {
+                #expect(try await boxOffice.request(.POST, "/buy/x").status == 200)
+            }
+            let other = try await harness.connect(from: "127.0.0.9")
+            #expect(try await other.request(.POST, "/buy/x").status == 200)
+            #expect(try await other.request(.POST, "/buy/x").status == 429)
+            #expect(harness.backends[0].requests == 6)
+        }
+    }
 }

@@ -251,7 +251,38 @@ struct RulesLoaderTests {
         #expect(rules.routes.first?.windows == ["ip-burst", "account-burst"])
     }
 
+    @Test("allow and deny lists: inline networks and *.list files")
+    func lists() throws {
+        let rules = try Self.compile([
+            RuleText(name: "rules.yaml", text: "deny: [203.0.113.0/24, {file: blocked.list}]\nallow: [10.1.0.0/16]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n"),
+            RuleText(name: "blocked.list", text: "# scalper farm\n198.51.100.7\n\n2001:db8::/32   # a hosting range\n"),
+        ])
+        #expect(rules.deny.contains(IPAddress("203.0.113.9")!))
+        #expect(rules.deny.contains(IPAddress("198.51.100.7")!))
+        #expect(rules.deny.contains(IPAddress("2001:db8::1")!))
+        #expect(!rules.deny.contains(IPAddress("198.51.100.8")!))
+        #expect(rules.allow.contains(IPAddress("10.1.2.3")!))
+    }
+
     static let badFixtures: [BadFixture] = [
+        BadFixture(
+            "a list file with a bad line",
+            files: [
+                RuleText(name: "rules.yaml", text: "deny: [{file: blocked.list}]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n"),
+                RuleText(name: "blocked.list", text: "198.51.100.7\n198.51.100.300\n"),
+            ],
+            file: "blocked.list", line: 2, path: "", message: "'198.51.100.300' is not a network"
+        ),
+        BadFixture(
+            "a list naming a file that is not there",
+            "deny: [{file: blockd.list}]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 1, path: "deny[0].file", message: "no list file 'blockd.list' in the rules directory"
+        ),
+        BadFixture(
+            "a list naming a file outside the rules directory",
+            "allow: [{file: /etc/passwd}]\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
+            line: 1, path: "allow[0].file", message: "'/etc/passwd' is not a list file of the rules directory"
+        ),
         BadFixture(
             "a route naming an unknown window",
             "windows:\n  burst: {limit_above: 5}\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - path: /buy\n    upstream: t\n    windows: [brust]\n",

@@ -29,6 +29,8 @@ public final class GatewayMetrics: Sendable {
         case challenged
         /// A challenge solved: a pass issued.
         case challengeSolved = "challenge_solved"
+        /// Refused: the client's network is on a deny list (403).
+        case denied
     }
 
     private let factory: any MetricsFactory
@@ -41,6 +43,7 @@ public final class GatewayMetrics: Sendable {
     private let banned: Counter
     private let challenged: Counter
     private let challengeSolved: Counter
+    private let denied: Counter
     /// Requests a `shadow` window would have refused or banned (they were forwarded).
     let windowShadowed: Counter
     /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
@@ -77,6 +80,7 @@ public final class GatewayMetrics: Sendable {
         self.banned = requests(.banned)
         self.challenged = requests(.challenged)
         self.challengeSolved = requests(.challengeSolved)
+        self.denied = requests(.denied)
         self.windowShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "window")], factory: factory)
         self.inFlightStoreErrors = Counter(label: "spikegate_store_errors_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
@@ -111,6 +115,8 @@ public final class GatewayMetrics: Sendable {
             self.challenged.increment()
         case .challengeSolved:
             self.challengeSolved.increment()
+        case .denied:
+            self.denied.increment()
         }
     }
 

@@ -26,6 +26,8 @@ struct LocalAnswer: Sendable {
         static let rateLimited = -10
         /// A challenge to solve (429), or a solution refused (403).
         static let challenge = -3
+        /// The client's network is on a `deny:` list (403).
+        static let denied = -11
     }
 
     let status: HTTPResponseStatus

@@ -407,11 +407,20 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .success(let found):
             account = found
         }
-        if let refusal = self.checkWindows(method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
+        // Deny and allow lists, by client network.
+        var allowed = false
+        if !routes.ruleSet.deny.isEmpty || !routes.ruleSet.allow.isEmpty {
+            let client = self.clientAddress(fields: head.fields, resolver: routes.resolver)
+            if routes.ruleSet.deny.contains(client) {
+                return self.answerHead(Self.deniedAnswer, decision: .denied, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+            }
+            allowed = routes.ruleSet.allow.contains(client)
+        }
+        if !allowed, let refusal = self.checkWindows(method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         var hold: InFlightRegistry.Hold?
-        if let policy = route.inFlight, let account {
+        if !allowed, let policy = route.inFlight, let account {
             if let taken = self.settings.inFlight.acquire(account, ttl: policy.ttl) {
                 hold = taken
             } else if policy.mode == .enforce {
@@ -487,6 +496,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         // sends a byte to a backend.
         return framing
     }
+
+    /// The refusal of a client on a `deny:` list.
+    private static let deniedAnswer = LocalAnswer(status: .forbidden, code: LocalAnswer.Code.denied, reason: "denied")
 
     /// The refusal of a second request while the account has one in flight.
     private static let inFlightAnswer = LocalAnswer(

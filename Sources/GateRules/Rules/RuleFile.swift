@@ -47,8 +47,18 @@ struct RuleFile {
         let rule: WindowRule?
     }
 
+    /// An entry of an `allow:` or `deny:` list: a network, or a `*.list` file of them.
+    enum ListEntry {
+        case block(CIDRBlock)
+        case file(name: String, location: SourceLocation)
+    }
+
     /// The file name within the rules directory.
     let name: String
+    /// Client networks never limited per address or account (`allow:`).
+    var allow: [ListEntry] = []
+    /// Client networks refused outright (`deny:`).
+    var deny: [ListEntry] = []
     /// The `windows:` entries, in file order.
     var windows: [WindowEntry] = []
     /// The file's `identity:` section, if it has one (at most one across all files).

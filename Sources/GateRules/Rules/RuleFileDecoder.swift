@@ -18,12 +18,14 @@ struct RuleFileDecoder {
     /// The rules in `text`; meaningful only when `diagnostics` is empty afterwards.
     mutating func decode(_ text: String) -> RuleFile {
         var file = RuleFile(name: self.reader.file)
-        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "identity", "windows", "upstreams", "routes"])
+        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "allow", "deny", "identity", "windows", "upstreams", "routes"])
         for entry in self.reader.elements(of: fields?["trusted_proxies"]) ?? [] {
             if let block = self.reader.cidrBlock(entry) {
                 file.trustedProxies.append(block)
             }
         }
+        file.allow = self.list(fields?["allow"])
+        file.deny = self.list(fields?["deny"])
         if let identity = fields?["identity"] {
             file.identity = RuleFile.IdentityEntry(location: self.reader.location(of: identity), identity: self.identity(identity))
         }
@@ -269,6 +271,28 @@ struct RuleFileDecoder {
             valid = false
         }
         return valid ? rule : nil
+    }
+
+    /// An `allow:` or `deny:` list: networks (`10.0.0.0/8`), or `{file: NAME.list}` naming a file
+    /// of them in the rules directory.
+    private mutating func list(_ value: YAMLValue?) -> [RuleFile.ListEntry] {
+        var entries: [RuleFile.ListEntry] = []
+        for element in self.reader.elements(of: value) ?? [] {
+            if element.isMapping {
+                let fields = self.reader.fields(of: element, keys: ["file"])
+                guard let fileValue = self.reader.required("file", in: fields), let name = self.reader.nonEmptyString(fileValue) else {
+                    continue
+                }
+                guard name.hasSuffix(".list"), !name.contains("/"), !name.hasPrefix(".") else {
+                    self.reader.report("'\(name)' is not a list file of the rules directory", at: fileValue, hint: "name a file such as deny.list beside the rule files")
+                    continue
+                }
+                entries.append(.file(name: name, location: self.reader.location(of: fileValue)))
+            } else if let block = self.reader.cidrBlock(element) {
+                entries.append(.block(block))
+            }
+        }
+        return entries
     }
 
     /// The `identity:` section: `header` (required) and `trust` (`proxies`, the default, or

@@ -13,6 +13,10 @@ public struct RuleSet: Sendable {
     public let version: String
     /// The proxies whose forwarding headers are believed, from every file together.
     public let trustedProxies: TrustedProxies
+    /// Client networks never limited per address or account (windows, bans, in-flight flags).
+    public let allow: TrustedProxies
+    /// Client networks refused outright.
+    public let deny: TrustedProxies
     /// Where requests name their account, if the rules say.
     public let identity: AccountIdentity?
     /// The sliding-window rules by name.
@@ -26,11 +30,23 @@ public struct RuleSet: Sendable {
 
     /// No rules: no upstream, no route, no trusted proxy. What the gateway has before its rules
     /// first compile (and while it refuses traffic for that reason).
-    public static let empty = RuleSet(files: [], version: RuleSet.version(of: []))
+    public static let empty = RuleSet(files: [], lists: [:], version: RuleSet.version(of: []))
 
     /// Compiles `files`, which passed decoding and validation.
-    init(files: [RuleFile], version: String) {
+    init(files: [RuleFile], lists: [String: [CIDRBlock]], version: String) {
         self.version = version
+        func blocks(_ entries: [RuleFile.ListEntry]) -> [CIDRBlock] {
+            entries.flatMap { entry -> [CIDRBlock] in
+                switch entry {
+                case .block(let block):
+                    return [block]
+                case .file(let name, _):
+                    return lists[name] ?? []
+                }
+            }
+        }
+        self.allow = TrustedProxies(blocks(files.flatMap(\.allow)))
+        self.deny = TrustedProxies(blocks(files.flatMap(\.deny)))
         self.trustedProxies = TrustedProxies(files.flatMap(\.trustedProxies))
         self.identity = files.lazy.compactMap { $0.identity?.identity }.first
         self.windows = Dictionary(files.flatMap(\.windows).compactMap(\.rule).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

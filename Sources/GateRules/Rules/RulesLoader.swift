@@ -1,10 +1,12 @@
 import Foundation
+import GateCore
 
 /// Reads a directory of rule files and compiles them into a `RuleSet`, or says everything that
 /// is wrong with them.
 ///
 /// The files are every `*.yaml` and `*.yml` directly in the directory (hidden files and
-/// subdirectories aside), read in file-name order and merged: trusted proxies add up, each
+/// subdirectories aside), read in file-name order and merged, plus the `*.list` files the
+/// `allow:` and `deny:` lists name (one network per line, `#` comments): trusted proxies add up, each
 /// upstream is defined in one file, routes are tried in file order. Stages: decode each file
 /// (`RuleFileDecoder`), validate them together (`RulesValidator`), compile (`RuleSet`); a
 /// problem at any stage means no rule set, so a bad edit never replaces good rules.
@@ -24,7 +26,7 @@ public enum RulesLoader {
         }
         let ruleFiles = names.filter { name in
             var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
+            return !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".list"))
                 && FileManager.default.fileExists(atPath: TextFile.resolve(name, against: directory), isDirectory: &isDirectory)
                 && !isDirectory.boolValue
         }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -37,7 +39,7 @@ public enum RulesLoader {
                 diagnostics.append(error.diagnostic)
             }
         }
-        guard !files.isEmpty || !diagnostics.isEmpty else {
+        guard files.contains(where: { !$0.name.hasSuffix(".list") }) || !diagnostics.isEmpty else {
             throw Self.error(directory, "no *.yaml files in \(directory)", hint: "add a rule file such as upstreams.yaml")
         }
         guard diagnostics.isEmpty else {
@@ -57,19 +59,46 @@ public enum RulesLoader {
     /// Compiles rule files given as names and texts, in the order given (the version depends
     /// on it). Diagnostics name each file by its name; those about the set as a whole have an
     /// empty file name.
+    /// `*.list` files among them are address lists (one network per line, `#` comments).
     public static func compile(files: [(name: String, text: String)]) throws(RulesError) -> RuleSet {
         var decoded: [RuleFile] = []
+        var lists: [String: [CIDRBlock]] = [:]
         var diagnostics: [Diagnostic] = []
         for file in files {
+            if file.name.hasSuffix(".list") {
+                lists[file.name] = Self.addressList(file.text, name: file.name, diagnostics: &diagnostics)
+                continue
+            }
             var decoder = RuleFileDecoder(name: file.name)
             decoded.append(decoder.decode(file.text))
             diagnostics += decoder.diagnostics
         }
-        diagnostics += RulesValidator.validate(decoded, decodedCleanly: diagnostics.isEmpty)
+        diagnostics += RulesValidator.validate(decoded, lists: Set(lists.keys), decodedCleanly: diagnostics.isEmpty)
         guard diagnostics.isEmpty else {
             throw RulesError(diagnostics: diagnostics.sortedByPlace())
         }
-        return RuleSet(files: decoded, version: RuleSet.version(of: files))
+        return RuleSet(files: decoded, lists: lists, version: RuleSet.version(of: files))
+    }
+
+    /// The networks of a `*.list` file; each bad line is a diagnostic naming its line.
+    static func addressList(_ text: String, name: String, diagnostics: inout [Diagnostic]) -> [CIDRBlock] {
+        var blocks: [CIDRBlock] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let entry = (line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
+            guard !entry.isEmpty else {
+                continue
+            }
+            do {
+                blocks.append(try CIDRBlock(entry))
+            } catch {
+                diagnostics.append(Diagnostic(
+                    file: name, line: index + 1, column: 1, path: "",
+                    message: "'\(entry.prefix(64))' is not a network: \(error)",
+                    hint: "one address or CIDR block per line, e.g. 203.0.113.0/24; # starts a comment"
+                ))
+            }
+        }
+        return blocks
     }
 
     private static func error(_ directory: String, _ message: String, hint: String) -> RulesError {

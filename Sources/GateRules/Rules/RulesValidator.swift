@@ -6,6 +6,7 @@
 /// - A route is not made unreachable by an earlier one that matches everything it would.
 /// - The set routes somewhere: at least one upstream, and routes when there are several
 ///   (with exactly one and no routes, everything goes to it).
+/// - A list file an `allow:`/`deny:` names is there.
 /// - A window is defined once; a route names only defined windows.
 /// - `identity:` is written at most once, and is written when a route limits requests per
 ///   account (`in_flight`, on by default for `purchase: true`).
@@ -13,8 +14,17 @@ enum RulesValidator {
     /// Every problem with `files` taken together; empty when they can be compiled.
     /// `decodedCleanly` says whether decoding found no problem: when it did, a file may have
     /// been unreadable as YAML, so whether the set routes anywhere is left for the next run.
-    static func validate(_ files: [RuleFile], decodedCleanly: Bool) -> [Diagnostic] {
+    static func validate(_ files: [RuleFile], lists: Set<String> = [], decodedCleanly: Bool) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
+        for entry in files.flatMap({ $0.allow + $0.deny }) {
+            if case .file(let name, let location) = entry, !lists.contains(name) {
+                diagnostics.append(Diagnostic(
+                    "no list file '\(name)' in the rules directory",
+                    at: location,
+                    hint: SpellingSuggestion.hint(for: name, among: lists.sorted(), known: "list files")
+                ))
+            }
+        }
         var upstreams: [String: SourceLocation] = [:]
         for entry in files.flatMap(\.upstreams) {
             let name = entry.name

@@ -24,6 +24,14 @@ struct YAMLValue {
         Resolver.default.resolveTag(of: self.node)
     }
 
+    /// Whether the node is a mapping.
+    var isMapping: Bool {
+        if case .mapping = self.node {
+            return true
+        }
+        return false
+    }
+
     /// Whether the node is a boolean (`true`, `false`, `on`, `off`, …).
     var isBoolean: Bool {
         self.tagName == .bool
