@@ -237,19 +237,15 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                     self.receivedEnd(context: context)
                 }
             case .chunked(var decoder):
-                let step = buffer.withUnsafeReadableBytes { decoder.next($0) }
+                let read = buffer.readChunked(with: &decoder)
                 self.reading = .chunked(decoder)
-                switch step {
+                self.inbound = buffer.readableBytes > 0 ? buffer : nil
+                switch read {
                 case .needMore:
-                    self.inbound = nil
-                case .data(let range):
-                    buffer.moveReaderIndex(forwardBy: range.lowerBound)
-                    let data = buffer.readSlice(length: range.count)!
-                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
-                    self.received(body: Self.chunk(data, allocator: self.allocator), payloadBytes: range.count, context: context)
-                case .end(let consumed):
-                    buffer.moveReaderIndex(forwardBy: consumed)
-                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
+                    break
+                case .data(let data):
+                    self.received(body: Self.chunk(data, allocator: self.allocator), payloadBytes: data.readableBytes, context: context)
+                case .end:
                     self.reading = .head(resumeAt: 0)
                     self.received(body: Self.chunkedEnd, payloadBytes: 0, context: context)
                     if case .head = self.reading {
@@ -892,25 +888,18 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// The chunked framing of a body broke: 400 unless the answer has begun (then just close).
     private func malformedBody(_ reason: String, context: ChannelHandlerContext) {
         self.logger.debug("malformed request body", metadata: ["peer": "\(self.peer)", "reason": "\(reason)"])
-        self.settings.metrics.count(.refused)
-        self.reading = .closed
-        self.inbound = nil
-        if let upstream = self.upstream {
-            self.upstream = nil
-            upstream.close()
-        }
-        self.cancelResponseTimer()
-        guard !self.machine.responseStarted else {
-            context.close(promise: nil)
-            return
-        }
-        _ = self.machine.clientClosed()
-        let answer = LocalAnswer(status: .badRequest, code: LocalAnswer.Code.badRequest, reason: "malformed request body: \(reason)")
-        self.write(answer, minor: self.exchange?.minor ?? 1, keepAlive: false, context: context)
+        self.abandonRequest(LocalAnswer(status: .badRequest, code: LocalAnswer.Code.badRequest, reason: "malformed request body: \(reason)"), context: context)
     }
 
     private func bodyTooLarge(context: ChannelHandlerContext) {
         let limit = self.settings.headLimits.maximumBodyBytes
+        self.abandonRequest(LocalAnswer(status: .payloadTooLarge, code: LocalAnswer.Code.badRequest, reason: "body larger than \(limit) bytes"), context: context)
+    }
+
+    /// The request body cannot go on: stop reading, drop the upstream exchange, and answer
+    /// `answer` and close — or just close when the upstream's answer has begun.
+    private func abandonRequest(_ answer: LocalAnswer, context: ChannelHandlerContext) {
+        self.settings.metrics.count(.refused)
         self.reading = .closed
         self.inbound = nil
         if let upstream = self.upstream {
@@ -923,8 +912,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return
         }
         _ = self.machine.clientClosed()
-        self.settings.metrics.count(.refused)
-        self.write(LocalAnswer(status: .payloadTooLarge, code: LocalAnswer.Code.badRequest, reason: "body larger than \(limit) bytes"), minor: self.exchange?.minor ?? 1, keepAlive: false, context: context)
+        self.write(answer, minor: self.exchange?.minor ?? 1, keepAlive: false, context: context)
     }
 
     private func protocolViolation(context: ChannelHandlerContext) {

@@ -152,19 +152,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     self.ended(exchange)
                 }
             case .chunked(var decoder):
-                let step = buffer.withUnsafeReadableBytes { decoder.next($0) }
+                let read = buffer.readChunked(with: &decoder)
                 self.reading = .chunked(decoder)
-                switch step {
+                self.inbound = buffer.readableBytes > 0 ? buffer : nil
+                switch read {
                 case .needMore:
-                    self.inbound = nil
-                case .data(let range):
-                    buffer.moveReaderIndex(forwardBy: range.lowerBound)
-                    let data = buffer.readSlice(length: range.count)!
-                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
+                    break
+                case .data(let data):
                     exchange.upstreamBody(data)
-                case .end(let consumed):
-                    buffer.moveReaderIndex(forwardBy: consumed)
-                    self.inbound = buffer.readableBytes > 0 ? buffer : nil
+                case .end:
                     self.reading = .idle
                     self.ended(exchange)
                 case .malformed(let reason):
