@@ -35,6 +35,9 @@ public final class Gateway: Sendable {
     /// tables hold what is live rather than growing to their bounds.
     private let sweeper: Task<Void, Never>
     static let sweepInterval = Duration.seconds(10)
+    /// Exclusive Redis connections per event loop (the in-flight flags' `watch` mode leases one
+    /// per transaction).
+    static let exclusiveRedisConnectionsPerLoop = 32
 
     /// How often certificate files are looked at for a renewal.
     static let certificateCheckInterval = Duration.seconds(2)
@@ -181,7 +184,11 @@ public final class Gateway: Sendable {
         if let url = configuration.redis {
             let client: RedisClient
             do {
-                client = RedisClient(configuration: try RedisConfiguration(url: url), eventLoopGroup: group, logger: logger)
+                var redisConfiguration = try RedisConfiguration(url: url)
+                // WATCH needs a connection of its own per transaction under way: with purchases
+                // from a hundred clients at once, 8 per loop (the client's default) queue them.
+                redisConfiguration.exclusiveConnectionsPerLoop = Self.exclusiveRedisConnectionsPerLoop
+                client = RedisClient(configuration: redisConfiguration, eventLoopGroup: group, logger: logger)
             } catch {
                 throw GatewayStartError(message: "redis '\(url)': \(error)")
             }

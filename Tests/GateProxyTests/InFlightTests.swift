@@ -36,7 +36,7 @@ import Testing
 
     @Test func parallelRequestsOfOneAccountGetOneThroughAndTheRest429() async throws {
         try await GatewayHarness.with(weights: [1], routes: Self.purchaseRoutes, extra: Self.clientIdentity) { harness in
-            let results = try await Self.burst(harness, account: "bot-1", path: "/slow/400", count: 20)
+            let results = try await Self.burst(harness, account: "bot-1", path: "/slow/2000", count: 20)
             let statuses = results.map(\.status)
             #expect(statuses.filter { $0 == 200 }.count == 1, "\(statuses)")
             #expect(statuses.filter { $0 == 429 }.count == 19, "\(statuses)")
@@ -131,7 +131,7 @@ import Testing
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let routes = "  - prefix: /slow/\n    upstream: tickets\n    in_flight: {mode: shadow}\n"
         try await GatewayHarness.with(weights: [1], routes: routes, extra: Self.clientIdentity, metrics: metrics) { harness in
-            let results = try await Self.burst(harness, account: "bot", path: "/slow/300", count: 4)
+            let results = try await Self.burst(harness, account: "bot", path: "/slow/2000", count: 4)
             #expect(results.map(\.status) == [200, 200, 200, 200])
             #expect(harness.backends[0].requests == 4)
             #expect(registry.emitToString().contains(#"spikegate_shadow_refusals_total{rule="in_flight"} 3"#))

@@ -46,7 +46,7 @@ import Testing
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<12 {
                     group.addTask {
-                        try await Self.request(port: ports[index % 2], group: harness.group, account: "bot", path: "/slow/500")
+                        try await Self.request(port: ports[index % 2], group: harness.group, account: "bot", path: "/slow/2000")
                     }
                 }
                 return try await group.reduce(into: [Int]()) { $0.append($1) }
@@ -73,16 +73,22 @@ import Testing
             weights: [1], routes: Self.routes("{ttl: 30s}"), extra: InFlightTests.clientIdentity,
             configure: { $0.redis = redis.url }
         ) { harness in
-            // What a gateway killed mid-purchase leaves behind: another owner's flag with its TTL.
+            // What a gateway killed mid-purchase leaves behind: another owner's flag with its TTL
+            // (long here, so a loaded machine cannot let it lapse before the first check).
             try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
-                _ = try await client.send("SET", "spikegate:inflight:{alice}", "crashed:1", "PX", 800)
+                _ = try await client.send("SET", "spikegate:inflight:{alice}", "crashed:1", "PX", 60_000)
             }
             #expect(try await Self.request(port: harness.port, group: harness.group, account: "alice", path: "/slow/1") == 429)
+            // Time passes: the TTL runs out (shortened instead of waited for).
+            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                _ = try await client.send("PEXPIRE", "spikegate:inflight:{alice}", 200)
+            }
             let free = try await eventually {
                 try await Self.request(port: harness.port, group: harness.group, account: "alice", path: "/slow/1") == 200
             }
             #expect(free)
-            // This gateway's own release never deleted the other owner's key early.
+            // Only the request after the lapse reached the backend: this gateway never deleted the
+            // other owner's key early.
             #expect(harness.backends[0].requests == 1)
         }
     }
@@ -98,7 +104,7 @@ import Testing
             configure: { $0.redis = "redis://127.0.0.1:\(port)" }
         ) { harness in
             // The first request is at the backend when the second of the same account comes.
-            let first = Task { try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/600") }
+            let first = Task { try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/3000") }
             let arrived = try await eventually { harness.backends[0].requests == 1 }
             #expect(arrived)
             let second = try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/1")

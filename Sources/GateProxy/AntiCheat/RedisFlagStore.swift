@@ -63,11 +63,11 @@ final class RedisFlagStore: Sendable {
             }
         case .watch:
             return self.client.leaseConnection(on: eventLoop).flatMap { connection in
-                connection.watch([key]).flatMap {
-                    connection.send(RedisCommand("GET", .string(key)))
-                }.flatMap { current -> EventLoopFuture<Bool> in
+                // WATCH and GET in one write: the watch is in place before GET runs.
+                Self.watchAndGet(key, on: connection).flatMap { current -> EventLoopFuture<Bool> in
                     guard current == .null else {
-                        return connection.unwatch().map { false }
+                        // Held. The pool sends UNWATCH when the connection comes back.
+                        return connection.eventLoop.makeSucceededFuture(false)
                     }
                     return connection.transaction([RedisCommand("SET", .string(key), value, "PX", milliseconds)]).map { result in
                         if case .committed = result {
@@ -82,6 +82,17 @@ final class RedisFlagStore: Sendable {
         }
     }
 
+    /// `WATCH key` and `GET key` pipelined: one round trip; the value of `key`.
+    private static func watchAndGet(_ key: String, on connection: RedisExclusiveConnection) -> EventLoopFuture<RESPValue> {
+        connection.pipeline([RedisCommand("WATCH", .string(key)), RedisCommand("GET", .string(key))]).flatMapThrowing { replies in
+            guard replies.count == 2 else {
+                throw RedisError(code: .protocolError, message: "expected 2 replies to WATCH and GET, got \(replies.count)")
+            }
+            _ = try replies[0].throwingServerError()
+            return try replies[1].throwingServerError()
+        }
+    }
+
     /// Gives the flag of `account` back if the request with `token` still owns it.
     func release(_ account: String, token: UInt64, store: InFlightPolicy.Store, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let key = Self.key(for: account)
@@ -90,11 +101,10 @@ final class RedisFlagStore: Sendable {
             return self.client.evaluate(Self.releaseScript, keys: [key], arguments: [.string(value)], on: eventLoop).map { _ in }
         }
         return self.client.leaseConnection(on: eventLoop).flatMap { connection in
-            connection.watch([key]).flatMap {
-                connection.send(RedisCommand("GET", .string(key)))
-            }.flatMap { current -> EventLoopFuture<Void> in
+            Self.watchAndGet(key, on: connection).flatMap { current -> EventLoopFuture<Void> in
                 guard current.string == value else {
-                    return connection.unwatch()
+                    // Not ours (any more). The pool sends UNWATCH when the connection comes back.
+                    return connection.eventLoop.makeSucceededVoidFuture()
                 }
                 return connection.transaction([RedisCommand("DEL", .string(key))]).map { _ in }
             }.always { _ in
