@@ -1,0 +1,252 @@
+import CoreMetrics
+import Foundation
+import GateCore
+import GateRedis
+import GateRules
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The anti-cheat phases of a request head: the account it names, deny and allow lists, bans,
+/// sliding windows, proof-of-work challenges and their verify path, and the gateway's refusals
+/// for them. The in-flight flags live with the exchange (`ProxyServerHandler.swift`), since
+/// they are given back when it ends.
+extension ProxyServerHandler {
+    /// The refusal of a client on a `deny:` list.
+    static let deniedAnswer = LocalAnswer(status: .forbidden, code: LocalAnswer.Code.denied, reason: "denied")
+
+    /// The refusal of a second request while the account has one in flight.
+    static let inFlightAnswer = LocalAnswer(
+        status: .tooManyRequests,
+        code: LocalAnswer.Code.inFlight,
+        reason: "request in flight",
+        headers: [("Retry-After", "1")]
+    )
+
+    /// Bans (on every route) and the route's sliding windows: the refusal to answer, if any.
+    func checkWindows(
+        method: String,
+        route: Route,
+        rules: RuleSet,
+        resolver: ClientAddressResolver,
+        fields: [HTTP1Head.Field],
+        account: String?
+    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
+        let abuse = self.settings.abuse
+        let windowRules = route.windows.isEmpty ? [] : route.windows.compactMap { rules.windows[$0] }
+        guard !windowRules.isEmpty || abuse.hasBans else {
+            // The common case: nothing to count, nobody banned, no lock, no clock.
+            return nil
+        }
+        let now = MonotonicInstant.now()
+        let client = self.clientAddress(fields: fields, resolver: resolver)
+        let ip = client.description
+        if let ban = abuse.ban(ip: ip, account: account, now: now) {
+            return (Self.bannedAnswer(ban, now: now), .banned)
+        }
+        guard !windowRules.isEmpty else {
+            return nil
+        }
+        let metrics = self.settings.metrics
+        // A pass is looked at only where a window can challenge.
+        var pass: PassToken?
+        if windowRules.contains(where: { $0.challengeAbove != nil }), let text = Self.passText(in: fields) {
+            switch PassToken.verify(text, keyring: self.settings.passKeys, client: client, route: route.id, now: Self.unixNow()) {
+            case .success(let token):
+                pass = token
+            case .failure(let refusal):
+                self.logger.debug("pass not accepted", metadata: ["peer": "\(ip)", "reason": "\(refusal.rawValue)"])
+            }
+        }
+        switch abuse.count(windowRules, ip: ip, account: account, pass: pass, now: now, shadowed: { _ in metrics.windowShadowed.increment() }) {
+        case .pass:
+            return nil
+        case .challenge(let rule):
+            let wantsHTML = fields.contains { $0.name.equalsASCIICaseInsensitive("accept") && $0.value.contains("text/html") }
+            return self.challenge(rule: rule, client: ip, route: route.id, method: method, wantsHTML: wantsHTML, now: now)
+        case .banned(let ban):
+            self.logger.info("banned", metadata: ["kind": "\(ban.kind.rawValue)", "key": "\(ban.key)", "rule": "\(ban.rule)", "reason": "\(ban.reason)"])
+            return (Self.bannedAnswer(ban, now: now), .banned)
+        case .limited(let rule):
+            let seconds = max(1, Int((rule.length / .seconds(1)).rounded(.up)))
+            let answer = LocalAnswer(
+                status: .tooManyRequests,
+                code: LocalAnswer.Code.rateLimited,
+                reason: "too many requests (rule \(rule.name))",
+                headers: [("Retry-After", String(seconds))]
+            )
+            return (answer, .rateLimited)
+        }
+    }
+
+    /// Where challenges are solved: `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`.
+    static let verifyPath = "/.spikegate/verify"
+    /// How long a challenge may be solved in.
+    static let challengeLifetime = Duration.seconds(60)
+    /// The verify path's own limit per client address (solutions are cheap to check but not free).
+    static let verifyWindow = WindowRule(name: "verify", key: .ip, length: .seconds(10), limitAbove: 30, file: "(built in)", line: 0)
+
+    /// The client address: the peer, or the rightmost untrusted `X-Forwarded-For` entry when the
+    /// peer is a trusted proxy.
+    func clientAddress(fields: [HTTP1Head.Field], resolver: ClientAddressResolver) -> IPAddress {
+        let forwardedFor = fields.filter { $0.name.equalsASCIICaseInsensitive("x-forwarded-for") }.map(\.value)
+        return resolver.resolve(peer: self.peer, forwardedFor: forwardedFor).address
+    }
+
+    /// A new challenge for `client` on `route`, as the answer to send.
+    func challenge(
+        rule: WindowRule,
+        client: String,
+        route: String,
+        method: String,
+        wantsHTML: Bool,
+        now: MonotonicInstant
+    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+        var generator = SystemRandomNumberGenerator()
+        let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let issued = self.settings.abuse.issue(
+            ChallengeBook.Challenge(id: id, difficulty: rule.difficulty, client: client, route: route, expires: now + Self.challengeLifetime, rule: rule.name),
+            now: now
+        )
+        guard issued else {
+            // The book is full of open challenges: refuse instead (an attack is under way).
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many requests (rule \(rule.name))", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        if wantsHTML {
+            let page = ChallengePage.html(id: id, difficulty: rule.difficulty, verifyPath: Self.verifyPath, method: method)
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.challenge, reason: "challenge", html: page), .challenged)
+        }
+        let seconds = Int(Self.challengeLifetime / .seconds(1))
+        let members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"pow\",\"algorithm\":\"sha256\",\"difficulty\":\(rule.difficulty),"
+            + "\"expires_in\":\(seconds),\"verify\":\"\(Self.verifyPath)?id=\(id)&nonce=\"}"
+        let answer = LocalAnswer(
+            status: .tooManyRequests,
+            code: LocalAnswer.Code.challenge,
+            reason: "solve the challenge: find a nonce such that sha256(id:nonce) starts with \(rule.difficulty) zero bits",
+            members: members
+        )
+        return (answer, .challenged)
+    }
+
+    /// Answers `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`: a pass for a right solution.
+    func verify(target: String, fields: [HTTP1Head.Field], rules: RuleSet, resolver: ClientAddressResolver) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+        let now = MonotonicInstant.now()
+        let client = self.clientAddress(fields: fields, resolver: resolver)
+        if case .limited = self.settings.abuse.count([Self.verifyWindow], ip: client.description, account: nil, now: now, shadowed: { _ in }) {
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many solutions tried", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        var id = ""
+        var nonce = ""
+        if let query = target.split(separator: "?", maxSplits: 1).dropFirst().first {
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? "" : ""
+                if parts[0] == "id" {
+                    id = value
+                } else if parts[0] == "nonce" {
+                    nonce = value
+                }
+            }
+        }
+        let challenge: ChallengeBook.Challenge
+        switch self.settings.abuse.redeem(id: id, nonce: nonce, client: client.description, now: now) {
+        case .failure(let refusal):
+            return (LocalAnswer(status: .forbidden, code: LocalAnswer.Code.challenge, reason: refusal.rawValue), .refused)
+        case .success(let solved):
+            challenge = solved
+        }
+        let rule = rules.windows[challenge.rule]
+        let lifetime = Int64((rule?.passFor ?? .seconds(300)) / .seconds(1))
+        var generator = SystemRandomNumberGenerator()
+        let token = PassToken(
+            keyID: self.settings.passKeys.current,
+            expires: Self.unixNow() + lifetime,
+            prefix: PassToken.prefix(of: client),
+            route: challenge.route,
+            nonce: String(UInt64.random(in: .min ... .max, using: &generator), radix: 36)
+        ).encoded(with: self.settings.passKeys)
+        let secure = self.scheme == "https" ? "; Secure" : ""
+        let answer = LocalAnswer(
+            status: .ok,
+            code: 0,
+            reason: "challenge solved",
+            members: "\"pass\":\"\(token)\",\"expires_in\":\(lifetime),\"budget\":\(rule?.passBudget ?? 20)",
+            headers: [("Set-Cookie", "sg_pass=\(token); Path=/; Max-Age=\(lifetime); HttpOnly; SameSite=Strict\(secure)")]
+        )
+        return (answer, .challengeSolved)
+    }
+
+    /// The pass a request shows: header `X-SpikeGate-Pass`, else cookie `sg_pass`.
+    static func passText(in fields: [HTTP1Head.Field]) -> String? {
+        var cookie: String?
+        for field in fields {
+            if field.name.equalsASCIICaseInsensitive("x-spikegate-pass") {
+                return field.value
+            }
+            if cookie == nil, field.name.equalsASCIICaseInsensitive("cookie") {
+                for part in field.value.split(separator: ";") {
+                    let pair = part.trimmingPrefix(" ")
+                    if pair.hasPrefix("sg_pass=") {
+                        cookie = String(pair.dropFirst("sg_pass=".count))
+                    }
+                }
+            }
+        }
+        return cookie
+    }
+
+    /// Wall-clock seconds (passes outlive a process, so they carry real time).
+    static func unixNow() -> Int64 {
+        Int64(Date().timeIntervalSince1970)
+    }
+
+    static func bannedAnswer(_ ban: BanList.Ban, now: MonotonicInstant) -> LocalAnswer {
+        let seconds = max(1, Int(((ban.until - now) / .seconds(1)).rounded(.up)))
+        return LocalAnswer(
+            status: .forbidden,
+            code: LocalAnswer.Code.banned,
+            reason: "banned by rule \(ban.rule) (\(ban.reason))",
+            headers: [("Retry-After", String(seconds))]
+        )
+    }
+
+    /// The refusal when Redis cannot be asked and the rule says `on_store_error: closed`.
+    static let storeUnavailableAnswer = LocalAnswer(
+        status: .serviceUnavailable,
+        code: LocalAnswer.Code.stateUnavailable,
+        reason: "the shared state store is unavailable",
+        headers: [("Retry-After", "1")]
+    )
+
+    /// The longest account id taken (a longer one is refused: it would only bloat the flags).
+    static let maximumAccountBytes = 256
+
+    /// The account a request names under `identity`: `nil` when the rules name no identity,
+    /// the request carries none, or it carries one that is not believed (from a peer that is not
+    /// a trusted proxy when the identity trusts only proxies). Two identity headers, or one
+    /// longer than `maximumAccountBytes`, are refused: a gateway and a backend that read
+    /// different accounts out of one request would let it past the per-account rules.
+    static func account(
+        in fields: [HTTP1Head.Field],
+        identity: AccountIdentity?,
+        peerTrusted: Bool
+    ) -> Result<String?, RequestHeadCheck.Refusal> {
+        guard let identity else {
+            return .success(nil)
+        }
+        var found: String?
+        for field in fields where field.name.equalsASCIICaseInsensitive(identity.headerLowercased) {
+            guard found == nil else {
+                return .failure(RequestHeadCheck.Refusal(status: 400, reason: "more than one \(identity.header) header; send one"))
+            }
+            found = field.value
+        }
+        guard let account = found, !account.isEmpty, identity.trust == .clients || peerTrusted else {
+            return .success(nil)
+        }
+        guard account.utf8.count <= Self.maximumAccountBytes else {
+            return .failure(RequestHeadCheck.Refusal(status: 400, reason: "\(identity.header) longer than \(Self.maximumAccountBytes) bytes"))
+        }
+        return .success(account)
+    }
+}
