@@ -24,13 +24,15 @@ extension ProxyServerHandler {
     )
 
     /// Bans (on every route) and the route's sliding windows: the refusal to answer, if any.
+    /// `client` is the client address when the caller has already resolved it.
     func checkWindows(
         method: String,
         route: Route,
         rules: RuleSet,
         resolver: ClientAddressResolver,
         fields: [HTTP1Head.Field],
-        account: String?
+        account: String?,
+        client resolved: IPAddress?
     ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
         let abuse = self.settings.abuse
         let windowRules = route.windows.isEmpty ? [] : route.windows.compactMap { rules.windows[$0] }
@@ -39,7 +41,7 @@ extension ProxyServerHandler {
             return nil
         }
         let now = MonotonicInstant.now()
-        let client = self.clientAddress(fields: fields, resolver: resolver)
+        let client = resolved ?? self.clientAddress(fields: fields, resolver: resolver)
         let ip = client.description
         if let ban = abuse.ban(ip: ip, account: account, now: now) {
             return (Self.bannedAnswer(ban, now: now), .banned)

@@ -404,14 +404,19 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         // Deny and allow lists, by client network.
         var allowed = false
+        var client: IPAddress?
         if !routes.ruleSet.deny.isEmpty || !routes.ruleSet.allow.isEmpty {
-            let client = self.clientAddress(fields: head.fields, resolver: routes.resolver)
-            if routes.ruleSet.deny.contains(client) {
+            let address = self.clientAddress(fields: head.fields, resolver: routes.resolver)
+            if routes.ruleSet.deny.contains(address) {
                 return self.answerHead(Self.deniedAnswer, decision: .denied, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
             }
-            allowed = routes.ruleSet.allow.contains(client)
+            allowed = routes.ruleSet.allow.contains(address)
+            client = address
         }
-        if !allowed, let refusal = self.checkWindows(method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver, fields: head.fields, account: account) {
+        if !allowed, let refusal = self.checkWindows(
+            method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver,
+            fields: head.fields, account: account, client: client
+        ) {
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         var hold: InFlightRegistry.Hold?
