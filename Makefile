@@ -9,7 +9,7 @@ DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx
-BENCH_PROXY_PACKAGES := wrk nginx haproxy
+BENCH_PROXY_PACKAGES := wrk nginx haproxy redis-tools
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 .PHONY: help deps deps-bench deps-bench-node deps-bench-proxy build release test demo bench-redis bench-node bench-proxy clean

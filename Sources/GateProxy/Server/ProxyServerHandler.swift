@@ -58,7 +58,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         /// The rule whose flag must also be taken in Redis before the request goes on.
         var sharedCheck: InFlightPolicy?
         /// The flag taken in Redis (given back, owner-safe, when the exchange ends).
-        var shared: (hold: InFlightRegistry.Hold, store: InFlightPolicy.Store)?
+        var shared: InFlightRegistry.Hold?
 
         init(method: String, minor: Int, keepAlive: Bool, upstreamHead: ByteBuffer, upstream: Upstream) {
             self.method = method
@@ -544,13 +544,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 guard self.exchange === exchange, case .connecting = self.machine.state else {
                     // The exchange ended meanwhile (the client went away): give back what was taken.
                     if case .success(true) = result {
-                        store.release(hold.account, token: hold.token, store: policy.store, on: loop).whenComplete { _ in }
+                        store.release(hold.account, token: hold.token, on: loop).whenComplete { _ in }
                     }
                     return
                 }
                 switch result {
                 case .success(true):
-                    exchange.shared = (hold, policy.store)
+                    exchange.shared = hold
                     self.connectUpstream()
                 case .success(false):
                     if policy.mode == .shadow {
@@ -585,10 +585,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             exchange.hold = nil
             self.settings.inFlight.release(hold)
         }
-        if let (hold, store) = exchange.shared, let flagStore = self.settings.flagStore, let loop = self.context?.eventLoop {
+        if let hold = exchange.shared, let flagStore = self.settings.flagStore, let loop = self.context?.eventLoop {
             exchange.shared = nil
             let logger = self.logger
-            flagStore.release(hold.account, token: hold.token, store: store, on: loop).whenFailure { error in
+            flagStore.release(hold.account, token: hold.token, on: loop).whenFailure { error in
                 logger.debug("in-flight flag not given back in Redis; it lapses at its TTL", metadata: [
                     "account": "\(hold.account)", "error": "\(error)",
                 ])
