@@ -181,6 +181,7 @@ public final class Gateway: Sendable {
         // Redis is dialled now but not waited for: the gateway serves without it (each rule's
         // on_store_error decides) and the client keeps re-dialling.
         var redis: RedisClient?
+        var redisAnswered = false
         if let url = configuration.redis {
             let client: RedisClient
             do {
@@ -194,6 +195,7 @@ public final class Gateway: Sendable {
             }
             do {
                 try await client.connect()
+                redisAnswered = true
             } catch {
                 logger.warning("redis not reachable yet; per-account rules follow on_store_error until it is", metadata: [
                     "redis": "\(url)", "error": "\(error)",
@@ -202,6 +204,15 @@ public final class Gateway: Sendable {
             redis = client
         }
         let settings = ProxySettings(configuration: configuration, metrics: metrics, redis: redis)
+        if let flagStore = settings.flagStore, redisAnswered {
+            // The flag scripts into Redis's cache before the first purchase. Not fatal: a script
+            // missing from the cache is loaded on first use (EVALSHA answers NOSCRIPT).
+            do {
+                try await flagStore.loadScripts()
+            } catch {
+                logger.warning("in-flight flag scripts not loaded into redis; loaded on first use", metadata: ["error": "\(error)"])
+            }
+        }
         let routes = RoutesHolder(ruleSet: rules)
         let health = HealthBoard()
         health.sync(upstreams: rules.upstreams)

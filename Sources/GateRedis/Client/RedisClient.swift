@@ -33,6 +33,11 @@ public final class RedisClient: Sendable {
         self.nodesByLoop = Dictionary(uniqueKeysWithValues: nodes.map { (ObjectIdentifier($0.eventLoop), $0) })
     }
 
+    /// The event loops the client has a shared connection and a pool on, one node each.
+    public var eventLoops: [any EventLoop] {
+        self.nodes.map(\.eventLoop)
+    }
+
     /// The node of `eventLoop` if it belongs to the group, else the group's next loop's.
     private func node(for eventLoop: (any EventLoop)?) -> RedisNode {
         if let eventLoop, let node = self.nodesByLoop[ObjectIdentifier(eventLoop)] {
