@@ -38,12 +38,14 @@ struct GatewayHarness {
     static let everything = "  - prefix: /\n    upstream: tickets\n"
 
     /// Starts `weights.count` backends and a gateway routing everything to them, runs `body`,
-    /// and stops it all (also when `body` throws).
+    /// and stops it all (also when `body` throws). `files` go into the rules directory beside
+    /// the rule file (key and list files).
     static func with<Result>(
         weights: [Int],
         upstreamExtra: String = "    slow_start: 0s\n",
         routes: String = Self.everything,
         extra: String = "",
+        files: [String: String] = [:],
         threads: Int = 1,
         metrics: GatewayMetrics? = nil,
         configure: (inout GatewayConfiguration) -> Void = { _ in },
@@ -60,6 +62,9 @@ struct GatewayHarness {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let text = Self.rules(backends: backends, weights: weights, upstreamExtra: upstreamExtra, routes: routes, extra: extra)
             try text.write(to: directory.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
+            for (name, content) in files {
+                try content.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            }
             let rules = try RulesLoader.load(directory: directory.path)
             var configuration = GatewayConfiguration()
             configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]

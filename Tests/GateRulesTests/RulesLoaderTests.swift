@@ -220,6 +220,54 @@ struct RulesLoaderTests {
         #expect(try Self.compile("upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n").identity == nil)
     }
 
+    static let upstreamOnly = "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n"
+    static let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-0123456789\n"
+    static let publicKeyPEM = """
+        -----BEGIN PUBLIC KEY-----
+        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1y7JA/bE0UULbcBlK6BWzmuDjN8K
+        A30jQNRUP+jTKb58131b394f12tC7bOMy7qpklT8eyNM2L4kAStNT3whGA==
+        -----END PUBLIC KEY-----
+
+        """
+
+    @Test("identity from a JWT: the key files named are read from the rules directory, the token checked with them")
+    func jwtIdentity() throws {
+        let rules = try Self.compile([
+            RuleText(name: "rules.yaml", text: "identity:\n  jwt:\n    keys: [login.key, login.pem]\n    issuer: https://login.example\n    audience: tickets\n    leeway: 5s\n" + Self.upstreamOnly),
+            RuleText(name: "login.key", text: Self.secret),
+            RuleText(name: "login.pem", text: Self.publicKeyPEM),
+        ])
+        guard case .jwt(let verifier, let cookie) = rules.identity?.source else {
+            Issue.record("expected a JWT identity, got \(String(describing: rules.identity))")
+            return
+        }
+        #expect(cookie == nil)
+        #expect(rules.identity?.header == "Authorization")
+        #expect(verifier.keys.map(\.kind) == [.hs256, .es256])
+        #expect(verifier.issuer == "https://login.example" && verifier.audience == "tickets" && verifier.leeway == 5)
+        // The secret is the file's text without its trailing newline.
+        let token = JWTSigner.hs256(
+            claims: JWTSigner.claims(subject: "alice", expires: 2_000_000_000, issuer: "https://login.example", audience: "tickets"),
+            secret: Array(Self.secret.dropLast().utf8)
+        )
+        #expect(try verifier.subject(of: token, now: 1_900_000_000).get() == "alice")
+    }
+
+    @Test("identity from a signed cookie")
+    func signedCookieIdentity() throws {
+        let rules = try Self.compile([
+            RuleText(name: "rules.yaml", text: "identity:\n  signed_cookie: {name: sg_account, keys: [cookie.key]}\n" + Self.upstreamOnly),
+            RuleText(name: "cookie.key", text: Self.secret),
+        ])
+        guard case .signedCookie(let cookie, let name) = rules.identity?.source else {
+            Issue.record("expected a signed-cookie identity, got \(String(describing: rules.identity))")
+            return
+        }
+        #expect(name == "sg_account")
+        let value = SignedCookie.make(account: "bob", expires: 2_000_000_000, key: .hmac(secret: Array(Self.secret.dropLast().utf8), name: "x"))
+        #expect(try cookie.account(of: value, now: 1_900_000_000).get() == "bob")
+    }
+
     @Test("windows: per-ip and per-account sliding windows named by routes")
     func windows() throws {
         let rules = try Self.compile("""
@@ -330,6 +378,51 @@ struct RulesLoaderTests {
             "identity without a header",
             "identity:\n  trust: proxies\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
             line: 2, path: "identity", message: "required key 'header' is missing"
+        ),
+        BadFixture(
+            "identity naming a key file that is not there",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  jwt:\n    keys: [logn.key]\n" + upstreamOnly), RuleText(name: "login.key", text: secret)],
+            file: "rules.yaml", line: 3, path: "identity.jwt.keys[0]", message: "no key file 'logn.key' in the rules directory", hint: "did you mean 'login.key'?"
+        ),
+        BadFixture(
+            "an HMAC secret too short to be safe",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  jwt: {keys: [short.key]}\n" + upstreamOnly), RuleText(name: "short.key", text: "password\n")],
+            file: "rules.yaml", line: 2, path: "identity.jwt.keys[0]", message: "'short.key' holds 8 bytes; an HMAC-SHA256 secret needs at least 32"
+        ),
+        BadFixture(
+            "a public key file that holds no P-256 key",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  jwt: {keys: [signer.pem]}\n" + upstreamOnly), RuleText(name: "signer.pem", text: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")],
+            file: "rules.yaml", line: 2, path: "identity.jwt.keys[0]", message: "'signer.pem' is not a P-256 public key in PEM form"
+        ),
+        BadFixture(
+            "a signed cookie with a public key",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  signed_cookie: {name: sg_account, keys: [signer.pem]}\n" + upstreamOnly), RuleText(name: "signer.pem", text: publicKeyPEM)],
+            file: "rules.yaml", line: 2, path: "identity.signed_cookie.keys[0]", message: "'signer.pem' is not a key file name", hint: "NAME.key (an HMAC secret)"
+        ),
+        BadFixture(
+            "a key file outside the rules directory",
+            "identity:\n  jwt: {keys: [/etc/ssl/private/login.key]}\n" + upstreamOnly,
+            line: 2, path: "identity.jwt.keys[0]", message: "'/etc/ssl/private/login.key' is not a key file name"
+        ),
+        BadFixture(
+            "identity with both a header and a JWT",
+            "identity:\n  header: X-Account-Id\n  jwt: {keys: [login.key]}\n" + upstreamOnly,
+            line: 2, path: "identity", message: "identity has header and jwt; write one"
+        ),
+        BadFixture(
+            "trust on a signed identity",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  trust: clients\n  jwt: {keys: [login.key]}\n" + upstreamOnly), RuleText(name: "login.key", text: secret)],
+            file: "rules.yaml", line: 2, path: "identity.trust", message: "trust applies to header: only"
+        ),
+        BadFixture(
+            "a JWT identity without keys",
+            "identity:\n  jwt: {issuer: https://login.example}\n" + upstreamOnly,
+            line: 2, path: "identity.jwt", message: "required key 'keys' is missing"
+        ),
+        BadFixture(
+            "a signed cookie with no usable cookie name",
+            files: [RuleText(name: "rules.yaml", text: "identity:\n  signed_cookie: {name: 'sg account', keys: [cookie.key]}\n" + upstreamOnly), RuleText(name: "cookie.key", text: secret)],
+            file: "rules.yaml", line: 2, path: "identity.signed_cookie.name", message: "'sg account' is not a cookie name"
         ),
         BadFixture(
             "identity header that is no header name",

@@ -105,7 +105,7 @@ public final class RulesWatcher: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
             return ["unreadable"]
         }
-        return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".list") }.sorted().map { name in
+        return names.filter(RulesLoader.isRulesFile).sorted().map { name in
             FileStamp.of((directory as NSString).appendingPathComponent(name), as: name)
         }
     }

@@ -180,21 +180,10 @@ extension ProxyServerHandler {
 
     /// The pass a request shows: header `X-SpikeGate-Pass`, else cookie `sg_pass`.
     static func passText(in fields: [HTTP1Head.Field]) -> String? {
-        var cookie: String?
-        for field in fields {
-            if field.name.equalsASCIICaseInsensitive("x-spikegate-pass") {
-                return field.value
-            }
-            if cookie == nil, field.name.equalsASCIICaseInsensitive("cookie") {
-                for part in field.value.split(separator: ";") {
-                    let pair = part.trimmingPrefix(" ")
-                    if pair.hasPrefix("sg_pass=") {
-                        cookie = String(pair.dropFirst("sg_pass=".count))
-                    }
-                }
-            }
+        for field in fields where field.name.equalsASCIICaseInsensitive("x-spikegate-pass") {
+            return field.value
         }
-        return cookie
+        return Self.cookie(named: "sg_pass", in: fields)
     }
 
     /// Wall-clock seconds (passes outlive a process, so they carry real time).
@@ -231,24 +220,87 @@ extension ProxyServerHandler {
     static func account(
         in fields: [HTTP1Head.Field],
         identity: AccountIdentity?,
-        peerTrusted: Bool
+        peerTrusted: Bool,
+        now: @autoclosure () -> Int64 = ProxyServerHandler.unixNow()
     ) -> Result<String?, RequestHeadCheck.Refusal> {
         guard let identity else {
             return .success(nil)
         }
-        var found: String?
-        for field in fields where field.name.equalsASCIICaseInsensitive(identity.headerLowercased) {
-            guard found == nil else {
-                return .failure(RequestHeadCheck.Refusal(status: 400, reason: "more than one \(identity.header) header; send one"))
+        let verified: Result<String, AccountTokenRefusal>
+        switch identity.source {
+        case .header:
+            var found: String?
+            for field in fields where field.name.equalsASCIICaseInsensitive(identity.headerLowercased) {
+                guard found == nil else {
+                    return .failure(RequestHeadCheck.Refusal(status: 400, reason: "more than one \(identity.header) header; send one"))
+                }
+                found = field.value
             }
-            found = field.value
+            guard let account = found, !account.isEmpty, identity.trust == .clients || peerTrusted else {
+                return .success(nil)
+            }
+            guard account.utf8.count <= Self.maximumAccountBytes else {
+                return .failure(RequestHeadCheck.Refusal(status: 400, reason: "\(identity.header) longer than \(Self.maximumAccountBytes) bytes"))
+            }
+            return .success(account)
+        case .jwt(let verifier, let cookieName):
+            let token: String?
+            if let cookieName {
+                token = Self.cookie(named: cookieName, in: fields)
+            } else {
+                switch Self.bearerToken(in: fields) {
+                case .failure(let refusal):
+                    return .failure(refusal)
+                case .success(let found):
+                    token = found
+                }
+            }
+            guard let token else {
+                return .success(nil)
+            }
+            verified = verifier.subject(of: token, now: now())
+        case .signedCookie(let cookie, let name):
+            guard let value = Self.cookie(named: name, in: fields) else {
+                return .success(nil)
+            }
+            verified = cookie.account(of: value, now: now())
         }
-        guard let account = found, !account.isEmpty, identity.trust == .clients || peerTrusted else {
-            return .success(nil)
+        switch verified {
+        case .success(let account):
+            return .success(account)
+        case .failure(let refusal):
+            return .failure(RequestHeadCheck.Refusal(status: 401, reason: "account not verified: \(refusal.reason)"))
         }
-        guard account.utf8.count <= Self.maximumAccountBytes else {
-            return .failure(RequestHeadCheck.Refusal(status: 400, reason: "\(identity.header) longer than \(Self.maximumAccountBytes) bytes"))
+    }
+
+    /// The token of `Authorization: Bearer TOKEN`; `nil` without that header (or with another
+    /// scheme); refused when the header comes twice.
+    static func bearerToken(in fields: [HTTP1Head.Field]) -> Result<String?, RequestHeadCheck.Refusal> {
+        var token: String?
+        var seen = false
+        for field in fields where field.name.equalsASCIICaseInsensitive("authorization") {
+            guard !seen else {
+                return .failure(RequestHeadCheck.Refusal(status: 400, reason: "more than one Authorization header; send one"))
+            }
+            seen = true
+            let value = field.value
+            if value.utf8.count > 7, value.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 | 0x20 }) {
+                token = String(value.dropFirst(7).drop { $0 == " " })
+            }
         }
-        return .success(account)
+        return .success(token)
+    }
+
+    /// The value of the first cookie called `name` in the `Cookie` headers.
+    static func cookie(named name: String, in fields: [HTTP1Head.Field]) -> String? {
+        for field in fields where field.name.equalsASCIICaseInsensitive("cookie") {
+            for part in field.value.split(separator: ";") {
+                let pair = part.drop { $0 == " " }
+                if pair.count > name.count, pair.hasPrefix(name), pair.dropFirst(name.count).first == "=" {
+                    return String(pair.dropFirst(name.count + 1))
+                }
+            }
+        }
+        return nil
     }
 }

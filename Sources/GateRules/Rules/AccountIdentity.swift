@@ -1,8 +1,18 @@
+import GateCore
+
 /// Where the gateway reads the account a request acts for, for the per-account rules (one
 /// request in flight per account, per-account windows).
 ///
-/// Written once across the rule files, as the `identity:` section. This version reads a header;
-/// signed tokens (a JWT's `sub`, an HMAC-signed cookie) are the next forms.
+/// Written once across the rule files, as the `identity:` section, in one of three forms:
+/// - `header:` a header set by the proxy in front that authenticated the user (`trust:
+///   proxies`), or by any client where the author knows everything arriving is authenticated
+///   (`trust: clients`);
+/// - `jwt:` a JWT (HS256 or ES256) in `Authorization: Bearer` or a named cookie; its `sub` is
+///   the account;
+/// - `signed_cookie:` a cookie the login service signs with a shared secret
+///   (`ACCOUNT.EXPIRES.MAC`, see `SignedCookie`).
+/// A request without the header, token or cookie has no account; a token or cookie that is
+/// there but does not verify is refused (401).
 public struct AccountIdentity: Sendable, Hashable {
     /// Whose word the header is taken on.
     public enum Trust: String, Sendable, Hashable, CaseIterable {
@@ -15,7 +25,18 @@ public struct AccountIdentity: Sendable, Hashable {
         case clients
     }
 
-    /// The header holding the account id (matched ignoring case).
+    /// What carries the account.
+    public enum Source: Sendable, Hashable {
+        /// The value of `header`, believed as `trust` says.
+        case header
+        /// A JWT in `Authorization: Bearer …`, or in the cookie named here.
+        case jwt(JWTVerifier, cookie: String?)
+        /// A signed cookie of this name.
+        case signedCookie(SignedCookie, cookie: String)
+    }
+
+    /// The header holding the account id, token or cookie (matched ignoring case):
+    /// `Authorization` or `Cookie` for the token forms.
     public var header: String {
         didSet {
             self.headerLowercased = self.header.lowercased()
@@ -24,6 +45,7 @@ public struct AccountIdentity: Sendable, Hashable {
     /// `header` in lower case, for comparing with request fields.
     public private(set) var headerLowercased: String
     public var trust: Trust
+    public var source: Source
     /// Where it is written.
     public var file: String
     public var line: Int
@@ -32,8 +54,23 @@ public struct AccountIdentity: Sendable, Hashable {
         self.header = header
         self.headerLowercased = header.lowercased()
         self.trust = trust
+        self.source = .header
         self.file = file
         self.line = line
+    }
+
+    /// A signed form (`.jwt` or `.signedCookie`): the signature is the trust, from any client.
+    public init(source: Source, file: String, line: Int) {
+        switch source {
+        case .header:
+            self.init(header: "X-Account-Id", file: file, line: line)
+            return
+        case .jwt(_, let cookie):
+            self.init(header: cookie == nil ? "Authorization" : "Cookie", trust: .clients, file: file, line: line)
+        case .signedCookie:
+            self.init(header: "Cookie", trust: .clients, file: file, line: line)
+        }
+        self.source = source
     }
 }
 

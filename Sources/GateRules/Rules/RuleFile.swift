@@ -37,7 +37,10 @@ struct RuleFile {
     /// without a problem.
     struct IdentityEntry {
         let location: SourceLocation
-        let identity: AccountIdentity?
+        var identity: AccountIdentity?
+        /// The key files a signed form names (resolved against the rules directory when the
+        /// files are compiled together), with where each is written.
+        var keyFiles: [(name: String, location: SourceLocation)] = []
     }
 
     /// A window as written: its name, where, and the rule when it decoded cleanly.

@@ -27,7 +27,7 @@ struct RuleFileDecoder {
         file.allow = self.list(fields?["allow"])
         file.deny = self.list(fields?["deny"])
         if let identity = fields?["identity"] {
-            file.identity = RuleFile.IdentityEntry(location: self.reader.location(of: identity), identity: self.identity(identity))
+            file.identity = self.identity(identity)
         }
         for entry in self.reader.entries(of: fields?["windows"]) ?? [] {
             file.windows.append(RuleFile.WindowEntry(
@@ -295,28 +295,125 @@ struct RuleFileDecoder {
         return entries
     }
 
-    /// The `identity:` section: `header` (required) and `trust` (`proxies`, the default, or
-    /// `clients`).
-    private mutating func identity(_ value: YAMLValue) -> AccountIdentity? {
-        let fields = self.reader.fields(of: value, keys: ["header", "trust"])
-        let headerValue = self.reader.required("header", in: fields)
-        var header: String?
-        if let headerValue, let name = self.reader.nonEmptyString(headerValue) {
-            if name.utf8.allSatisfy(HTTP1Head.isTokenByte) {
-                header = name
-            } else {
-                self.reader.report("'\(name)' is not a header name", at: headerValue, hint: "write a name such as X-Account-Id (letters, digits and -)")
-            }
-        }
-        let trust = self.choice(fields?["trust"], of: AccountIdentity.Trust.self, kind: "trust")
-        if fields?["trust"] != nil && trust == nil {
-            return nil
-        }
-        guard let header, let fields else {
-            return nil
+    /// The `identity:` section: `header` with `trust` (`proxies`, the default, or `clients`),
+    /// or `jwt: {keys, issuer, audience, leeway, cookie}`, or `signed_cookie: {name, keys}`.
+    private mutating func identity(_ value: YAMLValue) -> RuleFile.IdentityEntry {
+        var entry = RuleFile.IdentityEntry(location: self.reader.location(of: value), identity: nil)
+        guard let fields = self.reader.fields(of: value, keys: ["header", "trust", "jwt", "signed_cookie"]) else {
+            return entry
         }
         let location = self.reader.location(of: fields.mapping)
+        let forms = ["header", "jwt", "signed_cookie"].filter { fields[$0] != nil }
+        if forms.isEmpty {
+            // The plain form is the usual one: name what it lacks.
+            _ = self.reader.required("header", in: fields)
+            return entry
+        }
+        guard forms.count == 1 else {
+            self.reader.report(
+                "identity has \(forms.joined(separator: " and ")); write one",
+                at: fields.mapping,
+                hint: "write one of header: X-Account-Id, jwt: {keys: [login.key]} or signed_cookie: {name: sg_account, keys: [cookie.key]}"
+            )
+            return entry
+        }
+        if forms[0] != "header", let trust = fields["trust"] {
+            self.reader.report("trust applies to header: only", at: trust, hint: "remove trust: a token's signature is what makes it trusted")
+            return entry
+        }
+        switch forms[0] {
+        case "jwt":
+            entry.identity = self.jwtIdentity(fields["jwt"], keyFiles: &entry.keyFiles).map { AccountIdentity(source: $0, file: location.file, line: location.line) }
+        case "signed_cookie":
+            entry.identity = self.signedCookieIdentity(fields["signed_cookie"], keyFiles: &entry.keyFiles).map { AccountIdentity(source: $0, file: location.file, line: location.line) }
+        default:
+            entry.identity = self.headerIdentity(fields, location: location)
+        }
+        return entry
+    }
+
+    private mutating func headerIdentity(_ fields: YAMLFields, location: SourceLocation) -> AccountIdentity? {
+        guard let headerValue = fields["header"], let header = self.headerName(headerValue, kind: "header", example: "X-Account-Id") else {
+            return nil
+        }
+        let trust = self.choice(fields["trust"], of: AccountIdentity.Trust.self, kind: "trust")
+        if fields["trust"] != nil && trust == nil {
+            return nil
+        }
         return AccountIdentity(header: header, trust: trust ?? .proxies, file: location.file, line: location.line)
+    }
+
+    /// A header or cookie name (`kind`): an HTTP token.
+    private mutating func headerName(_ value: YAMLValue, kind: String, example: String) -> String? {
+        guard let name = self.reader.nonEmptyString(value) else {
+            return nil
+        }
+        guard name.utf8.allSatisfy(HTTP1Head.isTokenByte) else {
+            self.reader.report("'\(name)' is not a \(kind) name", at: value, hint: "write a name such as \(example) (letters, digits and -)")
+            return nil
+        }
+        return name
+    }
+
+    /// `jwt: {keys: [FILE...], issuer, audience, leeway: 30s, cookie: NAME}`. The keys are
+    /// resolved later; the verifier gets them then.
+    private mutating func jwtIdentity(_ value: YAMLValue?, keyFiles: inout [(name: String, location: SourceLocation)]) -> AccountIdentity.Source? {
+        guard let fields = self.reader.fields(of: value, keys: ["keys", "issuer", "audience", "leeway", "cookie"]) else {
+            return nil
+        }
+        let before = self.reader.diagnostics.count
+        keyFiles = self.keyFileNames(self.reader.required("keys", in: fields), allowed: [".key", ".pem"])
+        let issuer = fields["issuer"].flatMap { self.reader.nonEmptyString($0) }
+        let audience = fields["audience"].flatMap { self.reader.nonEmptyString($0) }
+        let leeway = fields["leeway"].flatMap { self.reader.duration($0, allowingZero: true) }
+        let cookie = fields["cookie"].flatMap { self.headerName($0, kind: "cookie", example: "sg_jwt") }
+        guard self.reader.diagnostics.count == before else {
+            return nil
+        }
+        let verifier = JWTVerifier(keys: [], issuer: issuer, audience: audience, leeway: leeway.map { $0.components.seconds } ?? 30)
+        return .jwt(verifier, cookie: cookie)
+    }
+
+    /// `signed_cookie: {name: NAME, keys: [FILE.key...]}`.
+    private mutating func signedCookieIdentity(_ value: YAMLValue?, keyFiles: inout [(name: String, location: SourceLocation)]) -> AccountIdentity.Source? {
+        guard let fields = self.reader.fields(of: value, keys: ["name", "keys"]) else {
+            return nil
+        }
+        let before = self.reader.diagnostics.count
+        let name = self.reader.required("name", in: fields).flatMap { self.headerName($0, kind: "cookie", example: "sg_account") }
+        keyFiles = self.keyFileNames(self.reader.required("keys", in: fields), allowed: [".key"])
+        guard let name, self.reader.diagnostics.count == before else {
+            return nil
+        }
+        return .signedCookie(SignedCookie(keys: []), cookie: name)
+    }
+
+    /// A non-empty list of key file names in the rules directory, each ending in one of `allowed`.
+    private mutating func keyFileNames(_ value: YAMLValue?, allowed: [String]) -> [(name: String, location: SourceLocation)] {
+        guard let value, let elements = self.reader.elements(of: value) else {
+            return []
+        }
+        if elements.isEmpty {
+            self.reader.report("keys is empty", at: value, hint: "list at least one key file, e.g. keys: [\(allowed.count > 1 ? "login.pem" : "cookie.key")]")
+        }
+        var names: [(name: String, location: SourceLocation)] = []
+        for element in elements {
+            guard let name = self.reader.nonEmptyString(element) else {
+                continue
+            }
+            guard allowed.contains(where: { name.hasSuffix($0) }), !name.contains("/") else {
+                self.reader.report(
+                    "'\(name)' is not a key file name",
+                    at: element,
+                    hint: allowed.count > 1
+                        ? "name a file in the rules directory: NAME.key (an HS256 secret) or NAME.pem (an ES256 public key)"
+                        : "name a file in the rules directory: NAME.key (an HMAC secret)"
+                )
+                continue
+            }
+            names.append((name, self.reader.location(of: element)))
+        }
+        return names
     }
 
     /// A route's `in_flight:` as written.

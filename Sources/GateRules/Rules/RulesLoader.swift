@@ -6,7 +6,8 @@ import GateCore
 ///
 /// The files are every `*.yaml` and `*.yml` directly in the directory (hidden files and
 /// subdirectories aside), read in file-name order and merged, plus the `*.list` files the
-/// `allow:` and `deny:` lists name (one network per line, `#` comments): trusted proxies add up, each
+/// `allow:` and `deny:` lists name (one network per line, `#` comments) and the key files an
+/// `identity:` names (`*.key` HMAC secrets, `*.pem` P-256 public keys): trusted proxies add up, each
 /// upstream is defined in one file, routes are tried in file order. Stages: decode each file
 /// (`RuleFileDecoder`), validate them together (`RulesValidator`), compile (`RuleSet`); a
 /// problem at any stage means no rule set, so a bad edit never replaces good rules.
@@ -26,7 +27,7 @@ public enum RulesLoader {
         }
         let ruleFiles = names.filter { name in
             var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".list"))
+            return Self.isRulesFile(name)
                 && FileManager.default.fileExists(atPath: TextFile.resolve(name, against: directory), isDirectory: &isDirectory)
                 && !isDirectory.boolValue
         }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -39,7 +40,7 @@ public enum RulesLoader {
                 diagnostics.append(error.diagnostic)
             }
         }
-        guard files.contains(where: { !$0.name.hasSuffix(".list") }) || !diagnostics.isEmpty else {
+        guard files.contains(where: { Self.isRuleFile($0.name) }) || !diagnostics.isEmpty else {
             throw Self.error(directory, "no *.yaml files in \(directory)", hint: "add a rule file such as upstreams.yaml")
         }
         guard diagnostics.isEmpty else {
@@ -56,28 +57,107 @@ public enum RulesLoader {
         }
     }
 
+    /// Whether a file of the rules directory is read with the rules (and watched for changes):
+    /// rule files, list files and key files; hidden files never.
+    public static func isRulesFile(_ name: String) -> Bool {
+        !name.hasPrefix(".") && (Self.isRuleFile(name) || name.hasSuffix(".list") || Self.isKeyFile(name))
+    }
+
+    static func isKeyFile(_ name: String) -> Bool {
+        name.hasSuffix(".key") || name.hasSuffix(".pem")
+    }
+
+    static func isRuleFile(_ name: String) -> Bool {
+        name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+    }
+
     /// Compiles rule files given as names and texts, in the order given (the version depends
     /// on it). Diagnostics name each file by its name; those about the set as a whole have an
     /// empty file name.
-    /// `*.list` files among them are address lists (one network per line, `#` comments).
+    /// `*.list` files among them are address lists (one network per line, `#` comments); `*.key`
+    /// and `*.pem` files are keys, used when an `identity:` names them.
     public static func compile(files: [(name: String, text: String)]) throws(RulesError) -> RuleSet {
         var decoded: [RuleFile] = []
         var lists: [String: [CIDRBlock]] = [:]
+        var keyTexts: [String: String] = [:]
         var diagnostics: [Diagnostic] = []
         for file in files {
             if file.name.hasSuffix(".list") {
                 lists[file.name] = Self.addressList(file.text, name: file.name, diagnostics: &diagnostics)
                 continue
             }
+            if Self.isKeyFile(file.name) {
+                keyTexts[file.name] = file.text
+                continue
+            }
             var decoder = RuleFileDecoder(name: file.name)
             decoded.append(decoder.decode(file.text))
             diagnostics += decoder.diagnostics
+        }
+        for index in decoded.indices {
+            if let entry = decoded[index].identity {
+                decoded[index].identity = Self.resolvingKeys(of: entry, in: keyTexts, diagnostics: &diagnostics)
+            }
         }
         diagnostics += RulesValidator.validate(decoded, lists: Set(lists.keys), decodedCleanly: diagnostics.isEmpty)
         guard diagnostics.isEmpty else {
             throw RulesError(diagnostics: diagnostics.sortedByPlace())
         }
         return RuleSet(files: decoded, lists: lists, version: RuleSet.version(of: files))
+    }
+
+    /// `entry` with the keys its files hold put into its verifier; each missing or unusable key
+    /// file is a diagnostic at the place that names it.
+    static func resolvingKeys(of entry: RuleFile.IdentityEntry, in texts: [String: String], diagnostics: inout [Diagnostic]) -> RuleFile.IdentityEntry {
+        guard var identity = entry.identity, !entry.keyFiles.isEmpty else {
+            return entry
+        }
+        var keys: [AccountTokenKey] = []
+        for (name, location) in entry.keyFiles {
+            guard let text = texts[name] else {
+                diagnostics.append(Diagnostic(
+                    "no key file '\(name)' in the rules directory",
+                    at: location,
+                    hint: SpellingSuggestion.hint(for: name, among: texts.keys.sorted(), known: "key files")
+                ))
+                continue
+            }
+            if name.hasSuffix(".pem") {
+                do {
+                    keys.append(try AccountTokenKey.p256(pem: text, name: name))
+                } catch {
+                    diagnostics.append(Diagnostic(
+                        "'\(name)' is not a P-256 public key in PEM form (\(error))",
+                        at: location,
+                        hint: "export the ES256 signer's public key: openssl ec -in signer.pem -pubout -out \(name)"
+                    ))
+                }
+                continue
+            }
+            let secret = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+            guard secret.count >= AccountTokenKey.minimumSecretBytes else {
+                diagnostics.append(Diagnostic(
+                    "'\(name)' holds \(secret.count) bytes; an HMAC-SHA256 secret needs at least \(AccountTokenKey.minimumSecretBytes)",
+                    at: location,
+                    hint: "write a longer secret, e.g. openssl rand -base64 48 > \(name)"
+                ))
+                continue
+            }
+            keys.append(AccountTokenKey.hmac(secret: secret, name: name))
+        }
+        switch identity.source {
+        case .header:
+            break
+        case .jwt(var verifier, let cookie):
+            verifier.keys = keys
+            identity.source = .jwt(verifier, cookie: cookie)
+        case .signedCookie(var cookie, let name):
+            cookie.keys = keys
+            identity.source = .signedCookie(cookie, cookie: name)
+        }
+        var resolved = entry
+        resolved.identity = identity
+        return resolved
     }
 
     /// The networks of a `*.list` file; each bad line is a diagnostic naming its line.
