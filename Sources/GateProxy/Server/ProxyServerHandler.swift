@@ -392,17 +392,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
             return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)
         }
-        let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
-        let identity = routes.ruleSet.identity
-        let account: String?
-        switch Self.account(in: head.fields, identity: identity, peerTrusted: peerTrusted) {
-        case .failure(let refusal):
-            self.refuse(refusal, minor: minor, context: context)
-            return nil
-        case .success(let found):
-            account = found
-        }
-        // Deny and allow lists, by client network.
+        // Deny and allow lists, by client network (before the account: a denied network costs
+        // no token check).
         var allowed = false
         var client: IPAddress?
         if !routes.ruleSet.deny.isEmpty || !routes.ruleSet.allow.isEmpty {
@@ -412,6 +403,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             allowed = routes.ruleSet.allow.contains(address)
             client = address
+        }
+        let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
+        let identity = routes.ruleSet.identity
+        let account: String?
+        switch Self.account(in: head.fields, identity: identity, peerTrusted: peerTrusted) {
+        case .failure(let refusal):
+            self.refuse(refusal, minor: minor, context: context)
+            return nil
+        case .success(let found):
+            account = found
         }
         if !allowed, let refusal = self.checkWindows(
             method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver,
