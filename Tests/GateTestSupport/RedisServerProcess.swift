@@ -185,13 +185,13 @@ public final class RedisServerProcess: @unchecked Sendable {
         if process.isRunning {
             Glibc.kill(process.processIdentifier, signal)
         }
-        process.waitUntilExit()
+        waitForExit(of: process)
     }
 
     deinit {
         if let process, process.isRunning {
             Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            waitForExit(of: process)
         }
     }
 }
@@ -295,4 +295,36 @@ private func connectUnix(path: String) -> Int32 {
         return -1
     }
     return fd
+}
+
+/// Waits until `process` has ended. Not `waitUntilExit()`: Foundation on Linux sometimes
+/// misses a child's exit when many end at once (seen here: killed `redis-server`s left as
+/// zombies while `waitUntilExit` spun forever on a blocked test thread, hanging the suite).
+/// So: poll `isRunning`, and when Foundation still says running but the kernel says the
+/// process is gone or a zombie, reap it and stop waiting.
+public func waitForExit(of process: Process) {
+    let pid = process.processIdentifier
+    for _ in 0..<3_000 {
+        guard process.isRunning else {
+            return
+        }
+        if endedPerKernel(pid) {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, WNOHANG)
+            return
+        }
+        usleep(2_000)
+    }
+}
+
+/// Whether `/proc/PID/stat` says the process is a zombie (ended, not reaped) or is gone.
+private func endedPerKernel(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else {
+        return true
+    }
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    guard let close = stat.lastIndex(of: ")") else {
+        return false
+    }
+    return stat[stat.index(after: close)...].trimmingPrefix(" ").first == "Z"
 }

@@ -120,14 +120,14 @@ public final class SpikegateProcess: @unchecked Sendable {
         if self.process.isRunning {
             Glibc.kill(self.process.processIdentifier, SIGKILL)
         }
-        self.process.waitUntilExit()
+        GateTestSupport.waitForExit(of: self.process)
         try? FileManager.default.removeItem(at: self.output)
     }
 
     deinit {
         if self.process.isRunning {
             Glibc.kill(self.process.processIdentifier, SIGKILL)
-            self.process.waitUntilExit()
+            GateTestSupport.waitForExit(of: self.process)
         }
     }
 }
