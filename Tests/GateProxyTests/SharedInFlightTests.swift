@@ -39,9 +39,11 @@ import Testing
         try await GatewayHarness.with(
             weights: [1], routes: Self.routes("{store: \(store.rawValue)}"),
             extra: InFlightTests.clientIdentity,
-            configure: { $0.redis = redis.url }
+            // A generous command timeout: on a machine busy with the whole suite, the default
+            // 50 ms can pass, and on_store_error (local) would then let each gateway admit one.
+            configure: { $0.redis = redis.url + "?timeout=5s" }
         ) { harness in
-            let second = try await Self.secondGateway(harness, redis: redis.url)
+            let second = try await Self.secondGateway(harness, redis: redis.url + "?timeout=5s")
             let ports = [harness.port, second.ports[0]]
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<12 {

@@ -34,6 +34,11 @@ struct RedisConfigurationTests {
         #expect(configuration.database == good.database)
     }
 
+    @Test func aTimeoutParameterSetsTheCommandTimeout() throws {
+        #expect(try RedisConfiguration(url: "redis://h:6379?timeout=250ms").commandTimeout == .milliseconds(250))
+        #expect(try RedisConfiguration(url: "redis://h:6379").commandTimeout == .milliseconds(50))
+    }
+
     @Test("bad URLs say what is wrong and never echo the password", arguments: [
         ("http://h", "unknown scheme"),
         ("rediss://h", "unknown scheme"),
@@ -46,6 +51,8 @@ struct RedisConfigurationTests {
         ("unix://", "missing socket path"),
         ("unix:///tmp/r.sock?db=-1", "db '-1'"),
         ("unix:///tmp/r.sock?tls=1", "unknown parameter 'tls'"),
+        ("redis://h?timeout=50", "timeout: '50' is not a duration"),
+        ("redis://h?timeout=0ms", "timeout must be above zero"),
         ("redis://u:%zz@h", "percent-encoding in the password"),
         ("redis://u:topsecret@h:70000", "port '70000'"),
         ("redis://::1", "IPv6 host must be in brackets"),

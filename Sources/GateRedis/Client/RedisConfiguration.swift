@@ -83,7 +83,8 @@ public struct RedisConfiguration: Sendable {
     /// Parses `redis://[user:password@]host[:port][/db]` or `unix://[user:password@]/path[?db=N]`.
     ///
     /// User and password may be percent-encoded; an IPv6 host goes in brackets
-    /// (`redis://[::1]:6379`). The port defaults to 6379 and the database to 0.
+    /// (`redis://[::1]:6379`). The port defaults to 6379 and the database to 0. Parameters:
+    /// `db`, `user`, `password`, and `timeout` (the command timeout, e.g. `?timeout=100ms`).
     public init(url: String) throws(RedisError) {
         func invalid(_ problem: String) -> RedisError {
             RedisError(
@@ -197,6 +198,7 @@ public struct RedisConfiguration: Sendable {
             endpoint = .tcp(host: String(host), port: port)
         }
 
+        var commandTimeout: Duration?
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let value = parts.count == 2 ? RedisConfiguration.percentDecoded(parts[1]) : nil
@@ -216,12 +218,24 @@ public struct RedisConfiguration: Sendable {
                     throw invalid("bad password parameter")
                 }
                 password = text
+            case "timeout":
+                do {
+                    commandTimeout = try DurationText.parse(value ?? "")
+                } catch {
+                    throw invalid("timeout: \(error)")
+                }
+                guard let commandTimeout, commandTimeout > .zero else {
+                    throw invalid("timeout must be above zero")
+                }
             default:
-                throw invalid("unknown parameter '\(parts[0])' (known: db, user, password)")
+                throw invalid("unknown parameter '\(parts[0])' (known: db, user, password, timeout)")
             }
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
+        if let commandTimeout {
+            self.commandTimeout = commandTimeout
+        }
     }
 
     /// The URL with any password (user info or `password=` parameter) replaced by `***`.
