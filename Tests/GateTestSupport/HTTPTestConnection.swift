@@ -15,6 +15,8 @@ public final class HTTPTestConnection: Sendable {
         public let status: Int
         public let headers: [(String, String)]
         public let body: String
+        /// The body's bytes as received (for binary bodies such as images).
+        public let bytes: [UInt8]
 
         /// The first value of header `name` (case-insensitive).
         public func header(_ name: String) -> String? {
@@ -27,7 +29,7 @@ public final class HTTPTestConnection: Sendable {
 
         private struct Partial {
             var head: HTTPResponseHead?
-            var body = ""
+            var bytes: [UInt8] = []
         }
 
         private let pending = NIOLockedValueBox<[EventLoopPromise<Response>]>([])
@@ -42,7 +44,7 @@ public final class HTTPTestConnection: Sendable {
             case .head(let head):
                 self.partial.withLockedValue { $0 = Partial(head: head) }
             case .body(let buffer):
-                self.partial.withLockedValue { $0.body += String(buffer: buffer) }
+                self.partial.withLockedValue { $0.bytes += buffer.readableBytesView }
             case .end:
                 let done = self.partial.withLockedValue { partial -> Partial in
                     defer { partial = Partial() }
@@ -52,7 +54,8 @@ public final class HTTPTestConnection: Sendable {
                 promise?.succeed(Response(
                     status: Int(done.head?.status.code ?? 0),
                     headers: done.head?.headers.map { ($0.name, $0.value) } ?? [],
-                    body: done.body
+                    body: String(decoding: done.bytes, as: UTF8.self),
+                    bytes: done.bytes
                 ))
             }
         }

@@ -48,17 +48,27 @@ public enum ProofOfWork {
 public struct ChallengeBook: Sendable {
     public struct Challenge: Sendable, Hashable {
         public let id: String
+        /// Proof-of-work: the leading zero bits asked for (ignored for an image CAPTCHA).
         public let difficulty: Int
+        /// Image CAPTCHA: the characters shown (`nil` for proof-of-work).
+        public let answer: String?
+        /// Image CAPTCHA: how the image is distorted (it is drawn again from this when asked for).
+        public let seed: UInt64
         public let client: String
         public let route: String
         public let expires: MonotonicInstant
         /// The rule that asked for it (its pass settings apply).
         public let rule: String
 
-        public init(id: String, difficulty: Int, client: String, route: String, expires: MonotonicInstant, rule: String = "") {
+        public init(
+            id: String, difficulty: Int, client: String, route: String, expires: MonotonicInstant, rule: String = "",
+            answer: String? = nil, seed: UInt64 = 0
+        ) {
             self.id = id
             self.rule = rule
             self.difficulty = difficulty
+            self.answer = answer
+            self.seed = seed
             self.client = client
             self.route = route
             self.expires = expires
@@ -97,8 +107,17 @@ public struct ChallengeBook: Sendable {
         return true
     }
 
-    /// Checks a solution. The challenge is used up by any attempt on it, right or wrong (a
-    /// wrong nonce does not get a second try at the same work).
+    /// The open challenge `id` of `client`, without using it up (to draw its image again).
+    public func peek(id: String, client: String, now: MonotonicInstant) -> Challenge? {
+        guard let challenge = self.open[id], challenge.expires > now, challenge.client == client else {
+            return nil
+        }
+        return challenge
+    }
+
+    /// Checks a solution: a proof-of-work nonce, or the characters of an image CAPTCHA (any
+    /// case). The challenge is used up by any attempt on it, right or wrong (a wrong nonce does
+    /// not get a second try at the same work, a wrong guess not a second guess at one image).
     public mutating func redeem(id: String, nonce: String, client: String, now: MonotonicInstant) -> Result<Challenge, Refusal> {
         guard let challenge = self.open.removeValue(forKey: id) else {
             return .failure(.unknown)
@@ -109,7 +128,14 @@ public struct ChallengeBook: Sendable {
         guard challenge.client == client else {
             return .failure(.otherClient)
         }
-        guard ProofOfWork.verify(challenge: id, nonce: nonce, difficulty: challenge.difficulty) else {
+        if let answer = challenge.answer {
+            let guess = Array(nonce.uppercased().utf8)
+            let expected = Array(answer.utf8)
+            // Compared without an early exit, so timing does not tell how many characters fit.
+            guard guess.count == expected.count, zip(guess, expected).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
+                return .failure(.wrongSolution)
+            }
+        } else if !ProofOfWork.verify(challenge: id, nonce: nonce, difficulty: challenge.difficulty) {
             return .failure(.wrongSolution)
         }
         return .success(challenge)

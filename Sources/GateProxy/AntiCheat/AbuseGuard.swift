@@ -179,6 +179,10 @@ final class AbuseGuard: Sendable {
     }
 
     /// Checks a solution (the challenge is used up either way).
+    func peek(id: String, client: String, now: MonotonicInstant) -> ChallengeBook.Challenge? {
+        self.state.withLock { $0.challenges.peek(id: id, client: client, now: now) }
+    }
+
     func redeem(id: String, nonce: String, client: String, now: MonotonicInstant) -> Result<ChallengeBook.Challenge, ChallengeBook.Refusal> {
         self.state.withLock { $0.challenges.redeem(id: id, nonce: nonce, client: client, now: now) }
     }

@@ -3,15 +3,22 @@
 /// only on secure origins), sends the solution to the verify path, which sets the pass cookie,
 /// and then reloads a `GET` page or asks the user to send the form again.
 enum ChallengePage {
+    /// The start of both pages, up to the heading.
+    private static func head(style: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+        <title>One moment</title>
+        <style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
+        \(style)#state{color:#555}</style></head>
+        <body><h1>One moment, please</h1>
+        """
+    }
+
     static func html(id: String, difficulty: Int, verifyPath: String, method: String) -> String {
         let reload = method == "GET" ? "true" : "false"
         return """
-            <!doctype html>
-            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-            <title>One moment</title>
-            <style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
-            #state{color:#555}</style></head>
-            <body><h1>One moment, please</h1>
+            \(Self.head(style: ""))
             <p>Many requests came from your network. Your browser is solving a small puzzle to show it is a person's.</p>
             <p id="state">Working…</p>
             <script>
@@ -72,6 +79,38 @@ enum ChallengePage {
             work();
             </script>
             <noscript><p>This check needs JavaScript.</p></noscript>
+            </body></html>
+            """
+    }
+
+    /// The image CAPTCHA page: the picture, a field for its characters; the answer goes to the
+    /// verify path (which sets the pass cookie), then a `GET` page reloads; a wrong answer loads
+    /// a fresh challenge (each image gets one try).
+    static func captchaHTML(id: String, imagePath: String, verifyPath: String, method: String) -> String {
+        let reload = method == "GET" ? "true" : "false"
+        return """
+            \(Self.head(style: "img{border:1px solid #ccc;image-rendering:pixelated;width:300px}input{font:inherit;letter-spacing:.2em;text-transform:uppercase}"))
+            <p>Many requests came from your network. Please type the characters you see.</p>
+            <form id="form" action="\(verifyPath)" method="get">
+            <p><img src="\(imagePath)?id=\(id)" alt="characters to type" width="200" height="70"></p>
+            <input type="hidden" name="id" value="\(id)">
+            <p><input name="answer" autocomplete="off" autofocus required maxlength="12" aria-label="characters">
+            <button>Continue</button></p></form>
+            <p id="state"></p>
+            <script>
+            const reload = \(reload), form = document.getElementById("form"), state = document.getElementById("state");
+            form.addEventListener("submit", event => {
+              event.preventDefault();
+              const query = new URLSearchParams(new FormData(form)).toString();
+              fetch("\(verifyPath)?" + query, {credentials: "same-origin"}).then(answer => {
+                if (answer.ok && reload) { location.reload(); return; }
+                if (answer.ok) { state.textContent = "Thank you. Please send your request again."; return; }
+                if (!reload) { state.textContent = "That was not it; please send your request again for a new picture."; return; }
+                state.textContent = "That was not it; here is a new one.";
+                setTimeout(() => location.reload(), 1200);
+              });
+            });
+            </script>
             </body></html>
             """
     }

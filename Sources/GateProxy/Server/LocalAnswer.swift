@@ -39,6 +39,8 @@ struct LocalAnswer: Sendable {
     /// refusals are answered at attack rates).
     let body: String
     let contentType: String
+    /// A binary body instead of `body` (an image).
+    let binary: [UInt8]?
 
     /// An answer whose JSON body carries more than the code and the reason: `members` is the
     /// rest of the object, already JSON (e.g. `"challenge":{…}`).
@@ -49,6 +51,7 @@ struct LocalAnswer: Sendable {
         self.headers = headers
         self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason)),\(members)}"
         self.contentType = "application/json"
+        self.binary = nil
     }
 
     /// An HTML page (for browsers).
@@ -59,6 +62,18 @@ struct LocalAnswer: Sendable {
         self.headers = headers
         self.body = html
         self.contentType = "text/html; charset=utf-8"
+        self.binary = nil
+    }
+
+    /// A PNG image (code 0: not a refusal).
+    init(status: HTTPResponseStatus, png: [UInt8], headers: [(String, String)] = []) {
+        self.status = status
+        self.code = 0
+        self.reason = "image"
+        self.headers = headers
+        self.body = ""
+        self.contentType = "image/png"
+        self.binary = png
     }
 
     init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
@@ -68,13 +83,15 @@ struct LocalAnswer: Sendable {
         self.headers = headers
         self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason))}"
         self.contentType = "application/json"
+        self.binary = nil
     }
 
     /// The whole answer as bytes for an HTTP/1.`minor` client; `close` adds `Connection: close`
     /// (HTTP/1.0 clients kept alive get `Connection: keep-alive`).
     func bytes(minor: Int, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body = self.body
-        var buffer = allocator.buffer(capacity: 160 + body.utf8.count)
+        let length = self.binary?.count ?? body.utf8.count
+        var buffer = allocator.buffer(capacity: 160 + length)
         buffer.writeString(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeString(String(self.status.code))
         buffer.writeString(" ")
@@ -82,7 +99,7 @@ struct LocalAnswer: Sendable {
         buffer.writeString("\r\nContent-Type: ")
         buffer.writeString(self.contentType)
         buffer.writeString("\r\nContent-Length: ")
-        buffer.writeString(String(body.utf8.count))
+        buffer.writeString(String(length))
         buffer.writeString("\r\n")
         for (name, value) in self.headers {
             buffer.writeString(name)
@@ -96,7 +113,11 @@ struct LocalAnswer: Sendable {
             buffer.writeString("Connection: keep-alive\r\n")
         }
         buffer.writeString("\r\n")
-        buffer.writeString(body)
+        if let binary = self.binary {
+            buffer.writeBytes(binary)
+        } else {
+            buffer.writeString(body)
+        }
         return buffer
     }
 }

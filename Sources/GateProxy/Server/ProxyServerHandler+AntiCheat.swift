@@ -81,8 +81,11 @@ extension ProxyServerHandler {
         }
     }
 
-    /// Where challenges are solved: `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`.
+    /// Where challenges are solved: `GET|POST /.spikegate/verify?id=ID&nonce=NONCE` (proof-of-
+    /// work) or `…&answer=TEXT` (image CAPTCHA).
     static let verifyPath = "/.spikegate/verify"
+    /// Where an image CAPTCHA's picture is fetched: `GET /.spikegate/captcha?id=ID` (PNG).
+    static let captchaPath = "/.spikegate/captcha"
     /// How long a challenge may be solved in.
     static let challengeLifetime = Duration.seconds(60)
     /// The verify path's own limit per client address (solutions are cheap to check but not free).
@@ -106,28 +109,64 @@ extension ProxyServerHandler {
     ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
         var generator = SystemRandomNumberGenerator()
         let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let answerText = rule.challenge == .captcha ? CaptchaImage.randomText(using: &generator) : nil
         let issued = self.settings.abuse.issue(
-            ChallengeBook.Challenge(id: id, difficulty: rule.difficulty, client: client, route: route, expires: now + Self.challengeLifetime, rule: rule.name),
+            ChallengeBook.Challenge(
+                id: id, difficulty: rule.difficulty, client: client, route: route, expires: now + Self.challengeLifetime, rule: rule.name,
+                answer: answerText, seed: UInt64.random(in: .min ... .max, using: &generator)
+            ),
             now: now
         )
         guard issued else {
             // The book is full of open challenges: refuse instead (an attack is under way).
             return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many requests (rule \(rule.name))", headers: [("Retry-After", "10")]), .rateLimited)
         }
+        let seconds = Int(Self.challengeLifetime / .seconds(1))
+        let page: String, members: String, reason: String
+        if let answerText {
+            page = ChallengePage.captchaHTML(id: id, imagePath: Self.captchaPath, verifyPath: Self.verifyPath, method: method)
+            members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"captcha\",\"image\":\"\(Self.captchaPath)?id=\(id)\","
+                + "\"length\":\(answerText.count),\"expires_in\":\(seconds),\"verify\":\"\(Self.verifyPath)?id=\(id)&answer=\"}"
+            reason = "solve the challenge: type the characters of the image (one try per image)"
+        } else {
+            page = ChallengePage.html(id: id, difficulty: rule.difficulty, verifyPath: Self.verifyPath, method: method)
+            members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"pow\",\"algorithm\":\"sha256\",\"difficulty\":\(rule.difficulty),"
+                + "\"expires_in\":\(seconds),\"verify\":\"\(Self.verifyPath)?id=\(id)&nonce=\"}"
+            reason = "solve the challenge: find a nonce such that sha256(id:nonce) starts with \(rule.difficulty) zero bits"
+        }
         if wantsHTML {
-            let page = ChallengePage.html(id: id, difficulty: rule.difficulty, verifyPath: Self.verifyPath, method: method)
             return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.challenge, reason: "challenge", html: page), .challenged)
         }
-        let seconds = Int(Self.challengeLifetime / .seconds(1))
-        let members = "\"challenge\":{\"id\":\"\(id)\",\"kind\":\"pow\",\"algorithm\":\"sha256\",\"difficulty\":\(rule.difficulty),"
-            + "\"expires_in\":\(seconds),\"verify\":\"\(Self.verifyPath)?id=\(id)&nonce=\"}"
-        let answer = LocalAnswer(
-            status: .tooManyRequests,
-            code: LocalAnswer.Code.challenge,
-            reason: "solve the challenge: find a nonce such that sha256(id:nonce) starts with \(rule.difficulty) zero bits",
-            members: members
-        )
-        return (answer, .challenged)
+        return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.challenge, reason: reason, members: members), .challenged)
+    }
+
+    /// Answers `GET /.spikegate/captcha?id=ID`: the image of an open CAPTCHA challenge of this
+    /// client (drawn again from its seed; fetching it does not use the challenge up). Counted
+    /// against the verify path's limit.
+    func captchaImage(target: String, fields: [HTTP1Head.Field], resolver: ClientAddressResolver) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+        let now = MonotonicInstant.now()
+        let client = self.clientAddress(fields: fields, resolver: resolver)
+        if case .limited = self.settings.abuse.count([Self.verifyWindow], ip: client.description, account: nil, now: now, shadowed: { _ in }) {
+            return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many challenge requests", headers: [("Retry-After", "10")]), .rateLimited)
+        }
+        let id = Self.queryValues(of: target)["id"] ?? ""
+        guard let challenge = self.settings.abuse.peek(id: id, client: client.description, now: now), let text = challenge.answer else {
+            return (LocalAnswer(status: .notFound, code: LocalAnswer.Code.challenge, reason: "no open image challenge \(id.prefix(40)) for this client"), .refused)
+        }
+        let image = CaptchaImage.png(text: text, seed: challenge.seed)
+        return (LocalAnswer(status: .ok, png: image, headers: [("Cache-Control", "no-store")]), .challenged)
+    }
+
+    /// The `name=value` pairs of a target's query, percent-decoded (the last of a name wins).
+    static func queryValues(of target: String) -> [String: String] {
+        var values: [String: String] = [:]
+        if let query = target.split(separator: "?", maxSplits: 1).dropFirst().first {
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                values[String(parts[0])] = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? "" : ""
+            }
+        }
+        return values
     }
 
     /// Answers `GET|POST /.spikegate/verify?id=ID&nonce=NONCE`: a pass for a right solution.
@@ -137,19 +176,9 @@ extension ProxyServerHandler {
         if case .limited = self.settings.abuse.count([Self.verifyWindow], ip: client.description, account: nil, now: now, shadowed: { _ in }) {
             return (LocalAnswer(status: .tooManyRequests, code: LocalAnswer.Code.rateLimited, reason: "too many solutions tried", headers: [("Retry-After", "10")]), .rateLimited)
         }
-        var id = ""
-        var nonce = ""
-        if let query = target.split(separator: "?", maxSplits: 1).dropFirst().first {
-            for pair in query.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? "" : ""
-                if parts[0] == "id" {
-                    id = value
-                } else if parts[0] == "nonce" {
-                    nonce = value
-                }
-            }
-        }
+        let query = Self.queryValues(of: target)
+        let id = query["id"] ?? ""
+        let nonce = query["nonce"] ?? query["answer"] ?? ""
         let challenge: ChallengeBook.Challenge
         switch self.settings.abuse.redeem(id: id, nonce: nonce, client: client.description, now: now) {
         case .failure(let refusal):

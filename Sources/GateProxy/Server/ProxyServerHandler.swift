@@ -388,6 +388,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             let verdict = self.verify(target: head.target, fields: head.fields, rules: routes.ruleSet, resolver: routes.resolver)
             return self.answerHead(verdict.answer, decision: verdict.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
+        if head.target.hasPrefix(Self.captchaPath + "?") {
+            let image = self.captchaImage(target: head.target, fields: head.fields, resolver: routes.resolver)
+            return self.answerHead(image.answer, decision: image.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+        }
         guard let route = routes.ruleSet.route(method: head.method, path: head.target), let upstream = routes.upstreams[route.upstream] else {
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
             return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)

@@ -198,11 +198,12 @@ struct RuleFileDecoder {
         )
     }
 
-    /// One entry of `windows:`: `key`, `length`, `limit_above`, `ban_above`, `ban_for`, `mode`.
+    /// One entry of `windows:`: `key`, `length`, `challenge_above` with `challenge` (`pow`,
+    /// `captcha`), `difficulty`, `pass_for`, `pass_budget`, `limit_above`, `ban_above`, `ban_for`, `mode`.
     private mutating func window(named name: String, key: YAMLValue, value: YAMLValue) -> WindowRule? {
         let fields = self.reader.fields(
             of: value,
-            keys: ["key", "length", "challenge_above", "difficulty", "pass_for", "pass_budget", "limit_above", "ban_above", "ban_for", "mode"]
+            keys: ["key", "length", "challenge_above", "challenge", "difficulty", "pass_for", "pass_budget", "limit_above", "ban_above", "ban_for", "mode"]
         )
         guard let fields else {
             return nil
@@ -218,6 +219,11 @@ struct RuleFileDecoder {
         if let mode = self.choice(fields["mode"], of: InFlightPolicy.Mode.self, kind: "mode") {
             rule.mode = mode
         } else if fields["mode"] != nil {
+            valid = false
+        }
+        if let kind = self.choice(fields["challenge"], of: WindowRule.ChallengeKind.self, kind: "challenge") {
+            rule.challenge = kind
+        } else if fields["challenge"] != nil {
             valid = false
         }
         if let lengthValue = fields["length"] {

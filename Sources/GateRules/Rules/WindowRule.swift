@@ -28,10 +28,18 @@ public struct WindowRule: Sendable, Hashable {
     public var name: String
     public var key: Key
     public var length: Duration
-    /// Above this (the soft threshold), a request without a valid pass gets a proof-of-work
-    /// challenge instead of going through.
+    /// Above this (the soft threshold), a request without a valid pass gets a challenge
+    /// instead of going through.
     public var challengeAbove: Int?
-    /// Leading zero bits the challenge asks for.
+    /// What kind of challenge: a proof-of-work (for scripts and browsers alike: the page
+    /// solves it) or an image CAPTCHA (a person reads it).
+    public enum ChallengeKind: String, Sendable, Hashable, CaseIterable {
+        case pow
+        case captcha
+    }
+
+    public var challenge: ChallengeKind = .pow
+    /// Leading zero bits the proof-of-work asks for.
     public var difficulty: Int = 16
     /// How long a pass earned by a solution lasts.
     public var passFor: Duration = .seconds(300)
