@@ -201,6 +201,7 @@ let package = Package(
             dependencies: [
                 "spikegate",
                 "GateCore",
+                "GateRedis",
                 "GateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

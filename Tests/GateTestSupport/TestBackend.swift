@@ -21,6 +21,9 @@ public final class TestBackend: Sendable {
         var healthChecks = 0
         var proxiedBytes = 0
         var paths: [String] = []
+        /// Requests being answered right now, and the most there ever were at once.
+        var inProgress = 0
+        var peakInProgress = 0
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -60,6 +63,14 @@ public final class TestBackend: Sendable {
                 } else {
                     counts.requests += 1
                     counts.paths.append(head.uri)
+                    counts.inProgress += 1
+                    counts.peakInProgress = max(counts.peakInProgress, counts.inProgress)
+                }
+            }
+            let backend = self.backend
+            let finished = {
+                if !isHealth {
+                    backend.counts.withLockedValue { $0.inProgress -= 1 }
                 }
             }
             var headers = HTTPHeaders()
@@ -100,6 +111,7 @@ public final class TestBackend: Sendable {
                 default:
                     headers.add(name: "Content-Length", value: String(bigBody))
                 }
+                finished()
                 context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
                 self.stream(remaining: bigBody, context: context)
                 return
@@ -107,6 +119,7 @@ public final class TestBackend: Sendable {
             headers.add(name: "Content-Length", value: String(body.readableBytes))
             let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
             let send = {
+                finished()
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
@@ -229,9 +242,18 @@ public final class TestBackend: Sendable {
         self.counts.withLockedValue { $0.paths }
     }
 
+    /// The most requests (health checks aside) this backend was answering at one time.
+    public var peakConcurrentRequests: Int {
+        self.counts.withLockedValue { $0.peakInProgress }
+    }
+
     /// Forgets the counts.
     public func resetCounts() {
-        self.counts.withLockedValue { $0 = Counts() }
+        self.counts.withLockedValue { counts in
+            let inProgress = counts.inProgress
+            counts = Counts()
+            counts.inProgress = inProgress
+        }
     }
 
     /// Dies: the listener and every connection close (connects are refused from now on).

@@ -1,0 +1,116 @@
+import Foundation
+import GateRedis
+import GateTestSupport
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// The replayed mini attack of the anti-cheat issue on real processes: two `spikegate gateway`
+/// processes sharing one real Redis in front of one slow backend.
+@Suite("mini attack on two gateway processes sharing Redis", .timeLimit(.minutes(2)))
+struct MiniAttackTests {
+    /// Purchases on `/slow/` hold the account's flag in Redis (WATCH mode) for at most 3 s.
+    static func rules(backend: Int) -> String {
+        """
+        identity: {header: X-Account-Id, trust: clients}
+        upstreams:
+          tickets:
+            backends: [{address: '127.0.0.1:\(backend)'}]
+            slow_start: 0s
+        routes:
+          - prefix: /slow/
+            upstream: tickets
+            purchase: true
+            in_flight: {store: watch, ttl: 3s, on_store_error: closed}
+          - prefix: /
+            upstream: tickets
+
+        """
+    }
+
+    /// A gateway process on its own port, one thread, the shared Redis with a generous command
+    /// timeout (the machine runs the rest of the suite at the same time).
+    static func gateway(rules: URL, redis: String) throws -> (process: SpikegateProcess, port: Int) {
+        let port = try freeLoopbackPort()
+        let process = try SpikegateProcess.start([
+            "gateway", "--listen", "127.0.0.1:\(port)", "--rules", rules.path, "--threads", "1", "--redis", redis + "?timeout=2s",
+        ])
+        return (process, port)
+    }
+
+    static func buy(port: Int, group: any EventLoopGroup, account: String, path: String) async throws -> HTTPTestConnection.Response {
+        let connection = try await HTTPTestConnection.connect(port: port, group: group)
+        defer { Task { await connection.close() } }
+        return try await connection.request(.POST, path, headers: [("X-Account-Id", account)], body: "{}")
+    }
+
+    @Test("one bot account firing 100 parallel requests through two gateways: one at a time reaches the backend; a gateway killed holding a flag frees it at the TTL")
+    func oneBotTwoGateways() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let backend = try await TestBackend.start(name: "tickets", group: group)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-attack-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Self.rules(backend: backend.port).write(to: directory.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+        let a = try Self.gateway(rules: directory, redis: redis.url)
+        let b = try Self.gateway(rules: directory, redis: redis.url)
+        defer {
+            a.process.kill()
+            b.process.kill()
+            try? FileManager.default.removeItem(at: directory)
+        }
+        for gateway in [a, b] {
+            let up = try await eventually {
+                (try? await Self.buy(port: gateway.port, group: group, account: "probe-\(gateway.port)", path: "/ping").status) == 200
+            }
+            #expect(up, "a gateway never answered: \(gateway.process.printed)")
+        }
+        backend.resetCounts()
+
+        // 100 requests of one account at once, half through each gateway, at a backend that
+        // takes 3 s: exactly one is let through; the rest are refused as in flight.
+        let answers = try await withThrowingTaskGroup(of: HTTPTestConnection.Response.self) { tasks in
+            for index in 0..<100 {
+                let port = index % 2 == 0 ? a.port : b.port
+                tasks.addTask { try await Self.buy(port: port, group: group, account: "bot-7", path: "/slow/3000") }
+            }
+            return try await tasks.reduce(into: [HTTPTestConnection.Response]()) { $0.append($1) }
+        }
+        let admitted = answers.filter { $0.status == 200 }
+        let refused = answers.filter { $0.status == 429 }
+        #expect(admitted.count == 1, "\(answers.map(\.status))")
+        #expect(refused.count == 99)
+        #expect(refused.allSatisfy { $0.body.contains("\"code\":-4") && $0.body.contains("request in flight") })
+        #expect(backend.requests == 1)
+        #expect(backend.peakConcurrentRequests == 1)
+        // Given back when the answer ended: both gateways let the account in again.
+        for gateway in [a, b] {
+            let again = try await eventually { try await Self.buy(port: gateway.port, group: group, account: "bot-7", path: "/slow/1").status == 200 }
+            #expect(again)
+        }
+
+        // Gateway A is killed (SIGKILL) while its request holds the account's flag in Redis.
+        let flagKey = "spikegate:inflight:{victim}"
+        let held = Task { try? await Self.buy(port: a.port, group: group, account: "victim", path: "/slow/10000") }
+        let arrived = try await eventually { backend.paths.contains("/slow/10000") }
+        #expect(arrived)
+        a.process.kill()
+        held.cancel()
+        let ttl = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+            try await client.send("PTTL", .string(flagKey)).int ?? -2
+        }
+        #expect(ttl > 0 && ttl <= 3_000, "the dead gateway's flag has its TTL: \(ttl) ms")
+        // Gateway B refuses the account while the dead gateway's flag lives, then lets it in.
+        let whileHeld = try await Self.buy(port: b.port, group: group, account: "victim", path: "/slow/1")
+        #expect(whileHeld.status == 429)
+        let freed = try await eventually(attempts: 300) {
+            try await Self.buy(port: b.port, group: group, account: "victim", path: "/slow/1").status == 200
+        }
+        #expect(freed, "the flag of the killed gateway lapsed at its TTL")
+
+        await backend.stop()
+        try await group.shutdownGracefully()
+    }
+}
