@@ -34,6 +34,8 @@ public final class Gateway: Sendable {
     /// Sweeps lapsed in-flight flags, idle window entries and ended bans now and then, so the
     /// tables hold what is live rather than growing to their bounds.
     private let sweeper: Task<Void, Never>
+    /// Shares the `scope: cluster` window counts through Redis (only with a Redis).
+    private let clusterSync: Task<Void, Never>?
     static let sweepInterval = Duration.seconds(10)
     /// Exclusive Redis connections per event loop (the in-flight flags' `watch` mode leases one
     /// per transaction).
@@ -65,6 +67,14 @@ public final class Gateway: Sendable {
                 let now = MonotonicInstant.now()
                 abuse.sweep(now: now)
                 inFlight.sweep(now: now)
+            }
+        }
+        self.clusterSync = redis.map { client in
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: ClusterWindowSync.interval)
+                    await ClusterWindowSync.round(abuse: abuse, client: client, logger: logger)
+                }
             }
         }
         self.metrics = metrics
@@ -392,6 +402,7 @@ public final class Gateway: Sendable {
         self.draining.store(true, ordering: .relaxed)
         self.certificateWatch?.cancel()
         self.sweeper.cancel()
+        self.clusterSync?.cancel()
         for channel in self.listeners {
             try? await channel.close()
         }

@@ -1,12 +1,13 @@
 import Foundation
 import GateCore
-import GateProxy
+@testable import GateProxy
 import GateRedis
 import GateRules
 import GateTestSupport
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// One request in flight per account across gateways sharing a real Redis.
@@ -137,5 +138,72 @@ import Testing
         let gone = try await FakeTCPServer.start(reply: nil)
         try await gone.stop()
         return gone.port
+    }
+}
+
+/// Windows with `scope: cluster`: counted across gateways through Redis.
+@Suite struct ClusterWindowTests {
+    static func rules(scope: String) -> String {
+        "windows:\n  burst: {key: ip, length: 1m, limit_above: 10, scope: \(scope)}\n"
+    }
+
+    static let routes = "  - prefix: /buy/\n    upstream: tickets\n    windows: [burst]\n  - prefix: /\n    upstream: tickets\n"
+
+    private static func statuses(port: Int, group: any EventLoopGroup, count: Int) async throws -> [Int] {
+        let connection = try await HTTPTestConnection.connect(port: port, group: group)
+        defer { Task { await connection.close() } }
+        var statuses: [Int] = []
+        for _ in 0..<count {
+            statuses.append(try await connection.request(.POST, "/buy/x").status)
+        }
+        return statuses
+    }
+
+    @Test(arguments: ["cluster", "local"])
+    func aClientSpreadOverTwoGatewaysIsLimitedByItsTotal(scope: String) async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes, extra: Self.rules(scope: scope),
+            configure: { $0.redis = redis.url + "?timeout=5s" }
+        ) { harness in
+            var configuration = GatewayConfiguration()
+            configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]
+            configuration.redis = redis.url + "?timeout=5s"
+            let rules = try RulesLoader.load(directory: harness.rulesDirectory.path)
+            let second = try await Gateway.start(configuration: configuration, rules: rules, group: harness.group, logger: Logger(label: "second"))
+            #expect(try await Self.statuses(port: harness.port, group: harness.group, count: 6) == Array(repeating: 200, count: 6))
+            // The requests counted in Redis so far (every gateway's, all buckets).
+            let inRedis = {
+                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                    var total: Int64 = 0
+                    for key in try await client.send("KEYS", "spikegate:window:*").array ?? [] {
+                        total += try await client.send("GET", .string(key.string ?? "")).int ?? 0
+                    }
+                    return total
+                }
+            }
+            if scope == "cluster" {
+                // The first gateway's six reach Redis within a sync interval.
+                #expect(try await eventually { try await inRedis() == 6 })
+            }
+            // The second gateway learns the cluster's count at its first sync after it sees the
+            // client (batched sync: up to one interval late), then counts on from the total.
+            #expect(try await Self.statuses(port: second.ports[0], group: harness.group, count: 1) == [200])
+            if scope == "cluster" {
+                // Its sync has brought the cluster's total back (6 + its own 1).
+                #expect(try await eventually { second.abuse.clusterItemsSynced.load(ordering: .relaxed) >= 1 })
+                #expect(try await inRedis() == 7)
+            }
+            let onSecond = try await Self.statuses(port: second.ports[0], group: harness.group, count: 7)
+            if scope == "cluster" {
+                // 6 + 1 + 3 = 10 allowed in the minute; the rest refused by the second gateway.
+                #expect(onSecond == Array(repeating: 200, count: 3) + Array(repeating: 429, count: 4))
+            } else {
+                #expect(onSecond == Array(repeating: 200, count: 7))
+                #expect(try await inRedis() == 0)
+            }
+            await second.shutdown(gracePeriod: .zero)
+        }
     }
 }

@@ -425,6 +425,16 @@ struct RulesLoaderTests {
             file: "rules.yaml", line: 2, path: "identity.signed_cookie.name", message: "'sg account' is not a cookie name"
         ),
         BadFixture(
+            "a distinct-count window shared through the cluster",
+            "identity: {header: X-Account-Id}\nwindows:\n  zombies: {key: accounts_per_ip, ban_above: 10, scope: cluster}\n" + upstreamOnly,
+            line: 3, path: "windows.zombies.scope", message: "scope cluster counts requests; accounts_per_ip counts distinct values and stays local"
+        ),
+        BadFixture(
+            "a window scope that does not exist",
+            "windows:\n  burst: {limit_above: 10, scope: global}\n" + upstreamOnly,
+            line: 2, path: "windows.burst.scope", message: "scope 'global' is not one of local, cluster"
+        ),
+        BadFixture(
             "identity header that is no header name",
             "identity:\n  header: X Account\nupstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\n",
             line: 2, path: "identity.header", message: "'X Account' is not a header name"

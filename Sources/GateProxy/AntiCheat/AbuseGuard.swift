@@ -1,6 +1,9 @@
 import GateCore
 import GateRules
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The gateway's sliding windows and bans (in-process), shared by every event loop.
 ///
@@ -25,6 +28,8 @@ final class AbuseGuard: Sendable {
         var distinct: [String: DistinctWindowTable] = [:]
         var bans = BanList()
         var challenges = ChallengeBook()
+        /// The counts of `scope: cluster` windows, shared through Redis.
+        var cluster = ClusterWindowCounts()
         /// Requests left on each pass in use, by the pass's nonce.
         var passBudgets: [String: Int] = [:]
 
@@ -44,7 +49,7 @@ final class AbuseGuard: Sendable {
 
         /// Counts one request under `rule`: the number to compare with its thresholds, or
         /// `nil` when the table is full of live keys and this key is new.
-        mutating func record(_ rule: WindowRule, key: String, value: String?, now: MonotonicInstant) -> Double? {
+        mutating func record(_ rule: WindowRule, key: String, value: String?, now: MonotonicInstant, wall: Int64?) -> Double? {
             if let value {
                 let cap = max(rule.limitAbove ?? 0, rule.banAbove ?? 0) + 1
                 if self.distinct[rule.name]?.length != rule.length || self.distinct[rule.name]?.cap != cap {
@@ -56,11 +61,36 @@ final class AbuseGuard: Sendable {
                 // New, or its length changed in a reload: start counting afresh.
                 self.tables[rule.name] = SlidingWindowTable(length: rule.length)
             }
-            return self.tables[rule.name]?.record(key, now: now)
+            let local = self.tables[rule.name]?.record(key, now: now)
+            guard rule.scope == .cluster, let wall, let local else {
+                return local
+            }
+            // The cluster's count (this gateway's included); the local one if the shared
+            // table is full. The larger: the cluster total read last may lag this gateway's own.
+            let lengthMillis = rule.length.components.seconds * 1000 + rule.length.components.attoseconds / 1_000_000_000_000_000
+            let shared = self.cluster.record(ClusterWindowCounts.Key(rule: rule.name, key: key), lengthMillis: lengthMillis, now: wall)
+            return max(local, shared ?? 0)
         }
     }
 
     private let state = Mutex(State())
+    /// Whether `scope: cluster` windows are shared (the gateway has a Redis); without, they
+    /// count locally.
+    let sharesClusterWindows: Bool
+    /// Cluster window keys whose totals came back from Redis, since the start.
+    let clusterItemsSynced = Atomic<Int>(0)
+
+    init(sharesClusterWindows: Bool = false) {
+        self.sharesClusterWindows = sharesClusterWindows
+    }
+
+    /// Wall-clock Unix milliseconds: cluster buckets are aligned on real time, so every
+    /// gateway numbers them alike.
+    static func wallMillis() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
     /// Bans in force, roughly (counted when made and lifted; a lapsed one is found on check):
     /// zero lets a request skip the lock.
     private let banCount = Atomic<Int>(0)
@@ -96,6 +126,7 @@ final class AbuseGuard: Sendable {
         shadowed: (WindowRule) -> Void
     ) -> Verdict {
         var shadowHits: [WindowRule] = []
+        let wall = self.sharesClusterWindows && rules.contains { $0.scope == .cluster } ? Self.wallMillis() : nil
         let verdict = self.state.withLock { state -> Verdict in
             var limited: WindowRule?
             var challenge: WindowRule?
@@ -129,7 +160,7 @@ final class AbuseGuard: Sendable {
                     value = ip
                     kind = .account
                 }
-                guard let estimate = state.record(rule, key: key, value: value, now: now) else {
+                guard let estimate = state.record(rule, key: key, value: value, now: now, wall: wall) else {
                     // The table is full of live keys: a new key is refused (429), never banned,
                     // so filling the table cannot get other clients banned.
                     if rule.mode == .enforce, limited == nil {
@@ -192,6 +223,27 @@ final class AbuseGuard: Sendable {
         self.state.withLock { $0.bans.list(now: now) }
     }
 
+    // MARK: Cluster windows
+
+    /// The cluster counts to send to Redis now (see `ClusterWindowCounts.takeSync`).
+    func takeClusterSync(now: Int64) -> [ClusterWindowCounts.SyncItem] {
+        self.state.withLock { $0.cluster.takeSync(now: now) }
+    }
+
+    /// Redis's totals for synced items; `nil` totals put an item's counts back for the next sync.
+    func finishClusterSync(_ results: [(item: ClusterWindowCounts.SyncItem, totals: (current: Int, previous: Int)?)]) {
+        defer { self.clusterItemsSynced.add(results.count { $0.totals != nil }, ordering: .relaxed) }
+        self.state.withLock { state in
+            for (item, totals) in results {
+                if let totals {
+                    state.cluster.applySync(item, current: totals.current, previous: totals.previous)
+                } else {
+                    state.cluster.restoreSync(item)
+                }
+            }
+        }
+    }
+
     /// Lifts a ban; returns whether there was one.
     func lift(_ kind: BanList.Kind, _ key: String) -> Bool {
         self.state.withLock { state in
@@ -211,6 +263,7 @@ final class AbuseGuard: Sendable {
             }
             state.bans.sweep(now: now)
             state.challenges.sweep(now: now)
+            state.cluster.sweep(now: Self.wallMillis())
             self.banCount.store(state.bans.count, ordering: .relaxed)
         }
     }

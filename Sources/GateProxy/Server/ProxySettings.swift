@@ -26,7 +26,7 @@ struct ProxySettings: Sendable {
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil) {
         self.metrics = metrics
         self.inFlight = InFlightRegistry()
-        self.abuse = AbuseGuard()
+        self.abuse = AbuseGuard(sharesClusterWindows: redis != nil)
         var generator = SystemRandomNumberGenerator()
         self.passKeys = PassToken.Keyring.random(using: &generator)
         self.flagStore = redis.map { RedisFlagStore(client: $0) }

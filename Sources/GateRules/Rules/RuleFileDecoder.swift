@@ -198,12 +198,12 @@ struct RuleFileDecoder {
         )
     }
 
-    /// One entry of `windows:`: `key`, `length`, `challenge_above` with `challenge` (`pow`,
+    /// One entry of `windows:`: `key`, `length`, `scope`, `challenge_above` with `challenge` (`pow`,
     /// `captcha`), `difficulty`, `pass_for`, `pass_budget`, `limit_above`, `ban_above`, `ban_for`, `mode`.
     private mutating func window(named name: String, key: YAMLValue, value: YAMLValue) -> WindowRule? {
         let fields = self.reader.fields(
             of: value,
-            keys: ["key", "length", "challenge_above", "challenge", "difficulty", "pass_for", "pass_budget", "limit_above", "ban_above", "ban_for", "mode"]
+            keys: ["key", "length", "scope", "challenge_above", "challenge", "difficulty", "pass_for", "pass_budget", "limit_above", "ban_above", "ban_for", "mode"]
         )
         guard let fields else {
             return nil
@@ -219,6 +219,20 @@ struct RuleFileDecoder {
         if let mode = self.choice(fields["mode"], of: InFlightPolicy.Mode.self, kind: "mode") {
             rule.mode = mode
         } else if fields["mode"] != nil {
+            valid = false
+        }
+        if let scope = self.choice(fields["scope"], of: WindowRule.Scope.self, kind: "scope") {
+            if scope == .cluster, rule.key == .accountsPerIP || rule.key == .ipsPerAccount, let value = fields["scope"] {
+                self.reader.report(
+                    "scope cluster counts requests; \(rule.key.rawValue) counts distinct values and stays local",
+                    at: value,
+                    hint: "write scope: local (or leave it out), or count key: ip or account in the cluster"
+                )
+                valid = false
+            } else {
+                rule.scope = scope
+            }
+        } else if fields["scope"] != nil {
             valid = false
         }
         if let kind = self.choice(fields["challenge"], of: WindowRule.ChallengeKind.self, kind: "challenge") {

@@ -39,6 +39,18 @@ public struct WindowRule: Sendable, Hashable {
     }
 
     public var challenge: ChallengeKind = .pow
+
+    /// Where the counts live.
+    public enum Scope: String, Sendable, Hashable, CaseIterable {
+        /// In this gateway only.
+        case local
+        /// Shared by every gateway on the configured Redis, synchronised in batches (every
+        /// 250 ms): a client spread over several gateways is limited by its total. Without a
+        /// Redis the window counts locally.
+        case cluster
+    }
+
+    public var scope: Scope = .local
     /// Leading zero bits the proof-of-work asks for.
     public var difficulty: Int = 16
     /// How long a pass earned by a solution lasts.
