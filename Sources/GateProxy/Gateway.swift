@@ -111,6 +111,13 @@ public final class Gateway: Sendable {
         return kind.map { kind in bans.filter { $0.kind == kind } } ?? bans
     }
 
+    /// Clients challenged within a window length (the rule, why, since when, how many
+    /// challenges), oldest first; `kind` keeps only addresses or accounts.
+    public func challenged(kind: BanList.Kind? = nil) -> [BanList.Ban] {
+        let records = self.abuse.challenged(now: .now())
+        return kind.map { kind in records.filter { $0.kind == kind } } ?? records
+    }
+
     /// Lifts the ban of `key`; returns whether there was one.
     @discardableResult
     public func unblock(_ kind: BanList.Kind, _ key: String) -> Bool {

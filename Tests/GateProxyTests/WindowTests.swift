@@ -109,6 +109,48 @@ import Testing
         }
     }
 
+    @Test func challengedClientsAreListedBesideTheBannedOnes() async throws {
+        let windows = Self.rules("  w: {length: 1m, challenge_above: 2, ban_above: 100}\n  hard: {length: 10s, ban_above: 1}\n")
+        let routes = "  - prefix: /buy/\n    upstream: tickets\n    windows: [w]\n  - prefix: /hard/\n    upstream: tickets\n    windows: [hard]\n  - prefix: /\n    upstream: tickets\n"
+        try await GatewayHarness.with(weights: [1], routes: routes, extra: windows) { harness in
+            let admin = try await AdminServer.start(
+                endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil,
+                metrics: { "" }, group: harness.group, logger: Logger(label: "test")
+            )
+            let challenged = try await harness.connect(from: "127.0.0.21")
+            let statuses = try await [1, 2, 3, 4, 5].asyncMap { _ in try await challenged.request(.POST, "/buy/x").status }
+            #expect(statuses == [200, 200, 429, 429, 429])
+            let banned = try await harness.connect(from: "127.0.0.22")
+            #expect(try await banned.request(.POST, "/hard/x").status == 200)
+            #expect(try await banned.request(.POST, "/hard/x").status == 403)
+
+            let page = try await HTTPTestConnection.connect(port: admin.port, group: harness.group)
+            let all = try #require(try JSONSerialization.jsonObject(with: Data(try await page.request(.GET, "/blocked").body.utf8)) as? [String: Any])
+            #expect(all["count"] as? Int == 2)
+            #expect(all["banned"] as? Int == 1)
+            #expect(all["challenged"] as? Int == 1)
+            let entries = try #require(all["blocked"] as? [[String: Any]])
+            #expect(entries.map { $0["action"] as? String } == ["banned", "challenged"])
+            let record = entries[1]
+            #expect(record["key"] as? String == "127.0.0.21")
+            #expect(record["rule"] as? String == "w")
+            #expect(record["reason"] as? String == "over 2 requests in 1m: challenged")
+            #expect(record["hits"] as? Int == 3)
+            let seconds = try #require(record["seconds_left"] as? Double)
+            #expect(seconds > 0 && seconds <= 60)
+            // Filters: by action, by rule.
+            let onlyChallenged = try JSONSerialization.jsonObject(with: Data(try await page.request(.GET, "/blocked?action=challenged").body.utf8)) as? [String: Any]
+            #expect((onlyChallenged?["blocked"] as? [[String: Any]])?.map { $0["key"] as? String } == ["127.0.0.21"])
+            let byRule = try JSONSerialization.jsonObject(with: Data(try await page.request(.GET, "/blocked?rule=hard").body.utf8)) as? [String: Any]
+            #expect((byRule?["blocked"] as? [[String: Any]])?.map { $0["key"] as? String } == ["127.0.0.22"])
+            #expect(try await page.request(.GET, "/blocked?action=scolded").status == 400)
+            // DELETE forgets the challenge record too.
+            #expect(try await page.request(.DELETE, "/blocked/ip/127.0.0.21").status == 200)
+            #expect(harness.gateway.challenged().isEmpty)
+            await admin.shutdown()
+        }
+    }
+
     @Test func zombieAccountsBehindOneAddressGetTheAddressBanned() async throws {
         let windows = Self.rules("  w: {key: accounts_per_ip, length: 1m, ban_above: 10}\n", identity: true)
         try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
@@ -251,5 +293,16 @@ import Testing
             #expect(try await other.request(.POST, "/buy/x").status == 429)
             #expect(harness.backends[0].requests == 6)
         }
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, one element after the other.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self {
+            results.append(try await transform(element))
+        }
+        return results
     }
 }

@@ -123,8 +123,10 @@ struct AdminPages: Sendable {
         }
     }
 
-    /// `GET /blocked[?kind=ip|account&limit=N]`: the bans in force; `DELETE /blocked/KIND/KEY`
-    /// lifts one (`KEY` percent-encoded).
+    /// `GET /blocked[?kind=ip|account&action=banned|challenged&rule=NAME&limit=N]`: the bans in
+    /// force, then the clients challenged within a window length (`hits`: requests refused by
+    /// the ban, or challenges issued); `DELETE /blocked/KIND/KEY` lifts a ban and forgets the
+    /// challenge record (`KEY` percent-encoded).
     private func blocked(method: HTTPMethod, path: String, query: String) -> Answer {
         let parameters = Dictionary(
             query.split(separator: "&").map { pair -> (String, String) in
@@ -149,12 +151,32 @@ struct AdminPages: Sendable {
                 }
                 limit = parsed
             }
+            var actions = ["banned", "challenged"]
+            if let text = parameters["action"] {
+                guard actions.contains(text) else {
+                    return self.json(.badRequest, ["error": "action '\(text)' is not one of banned, challenged"])
+                }
+                actions = [text]
+            }
+            let rule = parameters["rule"]
             let now = MonotonicInstant.now()
-            let bans = self.gateway.blocked(kind: kind)
+            var records: [(action: String, record: BanList.Ban)] = []
+            if actions.contains("banned") {
+                records += self.gateway.blocked(kind: kind).map { ("banned", $0) }
+            }
+            if actions.contains("challenged") {
+                records += self.gateway.challenged(kind: kind).map { ("challenged", $0) }
+            }
+            if let rule {
+                records = records.filter { $0.record.rule == rule }
+            }
             return self.json(.ok, [
-                "count": bans.count,
-                "blocked": bans.prefix(limit).map { ban -> [String: Any] in
+                "count": records.count,
+                "banned": records.count { $0.action == "banned" },
+                "challenged": records.count { $0.action == "challenged" },
+                "blocked": records.prefix(limit).map { action, ban -> [String: Any] in
                     [
+                        "action": action,
                         "kind": ban.kind.rawValue,
                         "key": ban.key,
                         "rule": ban.rule,

@@ -27,6 +27,9 @@ final class AbuseGuard: Sendable {
         var tables: [String: SlidingWindowTable] = [:]
         var distinct: [String: DistinctWindowTable] = [:]
         var bans = BanList()
+        /// Who was challenged, by which rule, since when, how often (for `/blocked`); a record
+        /// lasts a window length after the last challenge.
+        var challenged = BanList()
         var challenges = ChallengeBook()
         /// The counts of `scope: cluster` windows, shared through Redis.
         var cluster = ClusterWindowCounts()
@@ -130,6 +133,7 @@ final class AbuseGuard: Sendable {
         let verdict = self.state.withLock { state -> Verdict in
             var limited: WindowRule?
             var challenge: WindowRule?
+            var challengedKey: (kind: BanList.Kind, key: String, threshold: Int)?
             for rule in rules {
                 // What is counted, under which key, and what a ban would hold.
                 let key: String
@@ -192,13 +196,20 @@ final class AbuseGuard: Sendable {
                         continue
                     } else {
                         challenge = rule
+                        challengedKey = (kind, key, challengeAbove)
                     }
                 }
             }
             if let limited {
                 return .limited(limited)
             }
-            return challenge.map(Verdict.challenge) ?? .pass
+            guard let challenge, let challengedKey else {
+                return .pass
+            }
+            let reason = "over \(challengedKey.threshold) requests in \(DurationText.format(challenge.length)): challenged"
+            state.challenged.ban(challengedKey.kind, challengedKey.key, rule: challenge.name, reason: reason, for: challenge.length, now: now)
+            _ = state.challenged.check(challengedKey.kind, challengedKey.key, now: now)
+            return .challenge(challenge)
         }
         shadowHits.forEach(shadowed)
         return verdict
@@ -221,6 +232,11 @@ final class AbuseGuard: Sendable {
     /// Every ban in force.
     func bans(now: MonotonicInstant) -> [BanList.Ban] {
         self.state.withLock { $0.bans.list(now: now) }
+    }
+
+    /// The clients challenged within a window length of now (hits: challenges issued).
+    func challenged(now: MonotonicInstant) -> [BanList.Ban] {
+        self.state.withLock { $0.challenged.list(now: now) }
     }
 
     // MARK: Cluster windows
@@ -248,7 +264,8 @@ final class AbuseGuard: Sendable {
     func lift(_ kind: BanList.Kind, _ key: String) -> Bool {
         self.state.withLock { state in
             defer { self.banCount.store(state.bans.count, ordering: .relaxed) }
-            return state.bans.lift(kind, key)
+            let challenged = state.challenged.lift(kind, key)
+            return state.bans.lift(kind, key) || challenged
         }
     }
 
@@ -262,6 +279,7 @@ final class AbuseGuard: Sendable {
                 state.distinct[name]?.sweep(now: now)
             }
             state.bans.sweep(now: now)
+            state.challenged.sweep(now: now)
             state.challenges.sweep(now: now)
             state.cluster.sweep(now: Self.wallMillis())
             self.banCount.store(state.bans.count, ordering: .relaxed)
