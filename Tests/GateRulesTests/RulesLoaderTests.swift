@@ -253,6 +253,21 @@ struct RulesLoaderTests {
         #expect(try verifier.subject(of: token, now: 1_900_000_000).get() == "alice")
     }
 
+    @Test("pass keys from key files: the first signs, every one verifies")
+    func passKeys() throws {
+        let rules = try Self.compile([
+            RuleText(name: "rules.yaml", text: "passes:\n  keys: [pass-2026.key, pass-2025.key]\n" + Self.upstreamOnly),
+            RuleText(name: "pass-2026.key", text: Self.secret),
+            RuleText(name: "pass-2025.key", text: String(Self.secret.reversed())),
+        ])
+        let keyring = try #require(rules.passKeys)
+        #expect(keyring.current == "pass-2026")
+        let client = try #require(IPAddress("203.0.113.9"))
+        let old = PassToken(keyID: "pass-2025", expires: 2_000_000_000, prefix: PassToken.prefix(of: client), route: "r", nonce: "n1").encoded(with: keyring)
+        #expect(throws: Never.self) { try PassToken.verify(old, keyring: keyring, client: client, route: "r", now: 1_900_000_000).get() }
+        #expect(try Self.compile(Self.upstreamOnly).passKeys == nil)
+    }
+
     @Test("identity from a signed cookie")
     func signedCookieIdentity() throws {
         let rules = try Self.compile([
@@ -433,6 +448,25 @@ struct RulesLoaderTests {
             "a window scope that does not exist",
             "windows:\n  burst: {limit_above: 10, scope: global}\n" + upstreamOnly,
             line: 2, path: "windows.burst.scope", message: "scope 'global' is not one of local, cluster"
+        ),
+        BadFixture(
+            "a pass key file that is not there",
+            files: [RuleText(name: "rules.yaml", text: "passes: {keys: [pass-2026.key]}\n" + upstreamOnly), RuleText(name: "pass-2025.key", text: secret)],
+            file: "rules.yaml", line: 1, path: "passes.keys[0]", message: "no key file 'pass-2026.key' in the rules directory", hint: "pass-2025.key"
+        ),
+        BadFixture(
+            "a pass key whose id would hold a dot",
+            files: [RuleText(name: "rules.yaml", text: "passes: {keys: [pass.2026.key]}\n" + upstreamOnly), RuleText(name: "pass.2026.key", text: secret)],
+            file: "rules.yaml", line: 1, path: "passes.keys[0]", message: "a pass key's id is its file name without .key, and may hold no dot"
+        ),
+        BadFixture(
+            "passes written in two files",
+            files: [
+                RuleText(name: "a.yaml", text: "passes: {keys: [p.key]}\n" + upstreamOnly),
+                RuleText(name: "b.yaml", text: "passes: {keys: [p.key]}\n"),
+                RuleText(name: "p.key", text: secret),
+            ],
+            file: "b.yaml", line: 1, path: "passes", message: "passes is already defined at a.yaml:1"
         ),
         BadFixture(
             "identity header that is no header name",

@@ -53,7 +53,7 @@ extension ProxyServerHandler {
         // A pass is looked at only where a window can challenge.
         var pass: PassToken?
         if windowRules.contains(where: { $0.challengeAbove != nil }), let text = Self.passText(in: fields) {
-            switch PassToken.verify(text, keyring: self.settings.passKeys, client: client, route: route.id, now: Self.unixNow()) {
+            switch PassToken.verify(text, keyring: rules.passKeys ?? self.settings.passKeys, client: client, route: route.id, now: Self.unixNow()) {
             case .success(let token):
                 pass = token
             case .failure(let refusal):
@@ -190,12 +190,12 @@ extension ProxyServerHandler {
         let lifetime = Int64((rule?.passFor ?? .seconds(300)) / .seconds(1))
         var generator = SystemRandomNumberGenerator()
         let token = PassToken(
-            keyID: self.settings.passKeys.current,
+            keyID: (rules.passKeys ?? self.settings.passKeys).current,
             expires: Self.unixNow() + lifetime,
             prefix: PassToken.prefix(of: client),
             route: challenge.route,
             nonce: String(UInt64.random(in: .min ... .max, using: &generator), radix: 36)
-        ).encoded(with: self.settings.passKeys)
+        ).encoded(with: rules.passKeys ?? self.settings.passKeys)
         let secure = self.scheme == "https" ? "; Secure" : ""
         let answer = LocalAnswer(
             status: .ok,

@@ -17,8 +17,8 @@ struct ProxySettings: Sendable {
     let inFlight: InFlightRegistry
     /// This gateway's sliding windows and bans.
     let abuse: AbuseGuard
-    /// The keys passes are signed with (random per process for now: a pass verifies only on the
-    /// gateway that issued it).
+    /// The keys passes are signed with when the rules name none (`passes:`): random per
+    /// process, so such a pass verifies only on the gateway that issued it.
     let passKeys: PassToken.Keyring
     /// The flags shared through Redis, when the gateway has a Redis.
     let flagStore: RedisFlagStore?

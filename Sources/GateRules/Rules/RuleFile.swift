@@ -43,6 +43,14 @@ struct RuleFile {
         var keyFiles: [(name: String, location: SourceLocation)] = []
     }
 
+    /// The `passes:` section: the key files passes are signed with (the first signs), where.
+    struct PassesEntry {
+        let location: SourceLocation
+        var keyFiles: [(name: String, location: SourceLocation)]
+        /// Filled when the files are compiled together.
+        var keyring: PassToken.Keyring?
+    }
+
     /// A window as written: its name, where, and the rule when it decoded cleanly.
     struct WindowEntry {
         let name: String
@@ -66,6 +74,8 @@ struct RuleFile {
     var windows: [WindowEntry] = []
     /// The file's `identity:` section, if it has one (at most one across all files).
     var identity: IdentityEntry?
+    /// The file's `passes:` section, if it has one (at most one across all files).
+    var passes: PassesEntry?
     /// The networks whose `X-Forwarded-For` and PROXY headers are believed.
     var trustedProxies: [CIDRBlock] = []
     /// The upstreams, in file order; every name written, valid or not.

@@ -18,7 +18,7 @@ struct RuleFileDecoder {
     /// The rules in `text`; meaningful only when `diagnostics` is empty afterwards.
     mutating func decode(_ text: String) -> RuleFile {
         var file = RuleFile(name: self.reader.file)
-        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "allow", "deny", "identity", "windows", "upstreams", "routes"])
+        let fields = self.reader.fields(of: self.reader.root(of: text), keys: ["trusted_proxies", "allow", "deny", "identity", "passes", "windows", "upstreams", "routes"])
         for entry in self.reader.elements(of: fields?["trusted_proxies"]) ?? [] {
             if let block = self.reader.cidrBlock(entry) {
                 file.trustedProxies.append(block)
@@ -28,6 +28,10 @@ struct RuleFileDecoder {
         file.deny = self.list(fields?["deny"])
         if let identity = fields?["identity"] {
             file.identity = self.identity(identity)
+        }
+        if let passes = fields?["passes"], let passFields = self.reader.fields(of: passes, keys: ["keys"]) {
+            let names = self.keyFileNames(self.reader.required("keys", in: passFields), allowed: [".key"])
+            file.passes = RuleFile.PassesEntry(location: self.reader.location(of: passes), keyFiles: names)
         }
         for entry in self.reader.entries(of: fields?["windows"]) ?? [] {
             file.windows.append(RuleFile.WindowEntry(

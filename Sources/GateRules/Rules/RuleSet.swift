@@ -19,6 +19,9 @@ public struct RuleSet: Sendable {
     public let deny: TrustedProxies
     /// Where requests name their account, if the rules say.
     public let identity: AccountIdentity?
+    /// The keys passes are signed with (`passes:`); `nil`: each gateway makes a random key at
+    /// start, so a pass is honoured only by the gateway that issued it.
+    public let passKeys: PassToken.Keyring?
     /// The sliding-window rules by name.
     public let windows: [String: WindowRule]
     /// The upstreams, sorted by name.
@@ -49,6 +52,7 @@ public struct RuleSet: Sendable {
         self.deny = TrustedProxies(blocks(files.flatMap(\.deny)))
         self.trustedProxies = TrustedProxies(files.flatMap(\.trustedProxies))
         self.identity = files.lazy.compactMap { $0.identity?.identity }.first
+        self.passKeys = files.lazy.compactMap { $0.passes?.keyring }.first
         self.windows = Dictionary(files.flatMap(\.windows).compactMap(\.rule).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let entries = files.flatMap(\.upstreams).sorted { $0.name < $1.name }
         self.upstreams = entries.compactMap(\.upstream)

@@ -98,12 +98,63 @@ public enum RulesLoader {
             if let entry = decoded[index].identity {
                 decoded[index].identity = Self.resolvingKeys(of: entry, in: keyTexts, diagnostics: &diagnostics)
             }
+            if var passes = decoded[index].passes {
+                passes.keyring = Self.passKeyring(passes.keyFiles, in: keyTexts, diagnostics: &diagnostics)
+                decoded[index].passes = passes
+            }
         }
         diagnostics += RulesValidator.validate(decoded, lists: Set(lists.keys), decodedCleanly: diagnostics.isEmpty)
         guard diagnostics.isEmpty else {
             throw RulesError(diagnostics: diagnostics.sortedByPlace())
         }
         return RuleSet(files: decoded, lists: lists, version: RuleSet.version(of: files))
+    }
+
+    /// The pass keyring of `passes: {keys: [...]}`: each file's secret under its name without
+    /// `.key`; the first signs, all verify.
+    static func passKeyring(_ files: [(name: String, location: SourceLocation)], in texts: [String: String], diagnostics: inout [Diagnostic]) -> PassToken.Keyring? {
+        var keys: [(id: String, secret: [UInt8])] = []
+        for (name, location) in files {
+            let id = String(name.dropLast(".key".count))
+            guard !id.contains("."), !id.isEmpty else {
+                diagnostics.append(Diagnostic(
+                    "'\(name)': a pass key's id is its file name without .key, and may hold no dot",
+                    at: location, hint: "rename it, e.g. pass-2026.key"
+                ))
+                continue
+            }
+            guard let secret = Self.secret(name, at: location, in: texts, diagnostics: &diagnostics) else {
+                continue
+            }
+            keys.append((id, secret))
+        }
+        guard let first = keys.first, keys.count == files.count else {
+            return nil
+        }
+        return PassToken.Keyring(current: first.id, keys: Dictionary(keys.map { ($0.id, $0.secret) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// The secret of key file `name` (its text without surrounding white space, at least
+    /// 32 bytes), or a diagnostic at `location`.
+    static func secret(_ name: String, at location: SourceLocation, in texts: [String: String], diagnostics: inout [Diagnostic]) -> [UInt8]? {
+        guard let text = texts[name] else {
+            diagnostics.append(Diagnostic(
+                "no key file '\(name)' in the rules directory",
+                at: location,
+                hint: SpellingSuggestion.hint(for: name, among: texts.keys.sorted(), known: "key files")
+            ))
+            return nil
+        }
+        let secret = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        guard secret.count >= AccountTokenKey.minimumSecretBytes else {
+            diagnostics.append(Diagnostic(
+                "'\(name)' holds \(secret.count) bytes; an HMAC-SHA256 secret needs at least \(AccountTokenKey.minimumSecretBytes)",
+                at: location,
+                hint: "write a longer secret, e.g. openssl rand -base64 48 > \(name)"
+            ))
+            return nil
+        }
+        return secret
     }
 
     /// `entry` with the keys its files hold put into its verifier; each missing or unusable key
@@ -114,15 +165,11 @@ public enum RulesLoader {
         }
         var keys: [AccountTokenKey] = []
         for (name, location) in entry.keyFiles {
-            guard let text = texts[name] else {
-                diagnostics.append(Diagnostic(
-                    "no key file '\(name)' in the rules directory",
-                    at: location,
-                    hint: SpellingSuggestion.hint(for: name, among: texts.keys.sorted(), known: "key files")
-                ))
-                continue
-            }
             if name.hasSuffix(".pem") {
+                guard let text = texts[name] else {
+                    _ = Self.secret(name, at: location, in: texts, diagnostics: &diagnostics)
+                    continue
+                }
                 do {
                     keys.append(try AccountTokenKey.p256(pem: text, name: name))
                 } catch {
@@ -132,18 +179,9 @@ public enum RulesLoader {
                         hint: "export the ES256 signer's public key: openssl ec -in signer.pem -pubout -out \(name)"
                     ))
                 }
-                continue
+            } else if let secret = Self.secret(name, at: location, in: texts, diagnostics: &diagnostics) {
+                keys.append(AccountTokenKey.hmac(secret: secret, name: name))
             }
-            let secret = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
-            guard secret.count >= AccountTokenKey.minimumSecretBytes else {
-                diagnostics.append(Diagnostic(
-                    "'\(name)' holds \(secret.count) bytes; an HMAC-SHA256 secret needs at least \(AccountTokenKey.minimumSecretBytes)",
-                    at: location,
-                    hint: "write a longer secret, e.g. openssl rand -base64 48 > \(name)"
-                ))
-                continue
-            }
-            keys.append(AccountTokenKey.hmac(secret: secret, name: name))
         }
         switch identity.source {
         case .header:

@@ -11,6 +11,18 @@
 /// - `identity:` is written at most once, and is written when a route limits requests per
 ///   account (`in_flight`, on by default for `purchase: true`).
 enum RulesValidator {
+    /// A section that may be written once across all files: each place after the first is a
+    /// diagnostic naming the first.
+    private static func writtenOnce(_ section: String, at places: [SourceLocation]) -> [Diagnostic] {
+        places.dropFirst().map { place in
+            Diagnostic(
+                "\(section) is already defined at \(places[0])",
+                at: place,
+                hint: "write the \(section): section once across all rule files"
+            )
+        }
+    }
+
     /// Every problem with `files` taken together; empty when they can be compiled.
     /// `decodedCleanly` says whether decoding found no problem: when it did, a file may have
     /// been unreadable as YAML, so whether the set routes anywhere is left for the next run.
@@ -69,14 +81,9 @@ enum RulesValidator {
                 ))
             }
         }
+        diagnostics += Self.writtenOnce("passes", at: files.compactMap { $0.passes?.location })
         let identities = files.compactMap(\.identity)
-        for extra in identities.dropFirst() {
-            diagnostics.append(Diagnostic(
-                "identity is already defined at \(identities[0].location)",
-                at: extra.location,
-                hint: "write the identity: section once across all rule files"
-            ))
-        }
+        diagnostics += Self.writtenOnce("identity", at: identities.map(\.location))
         let decoded = routes.compactMap { entry in entry.route.map { (route: $0, location: entry.location) } }
         if identities.isEmpty {
             for entry in files.flatMap(\.windows) where entry.rule?.key.needsAccount == true {
