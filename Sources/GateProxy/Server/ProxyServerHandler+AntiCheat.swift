@@ -35,14 +35,15 @@ extension ProxyServerHandler {
         client resolved: IPAddress?
     ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
         let abuse = self.settings.abuse
-        let windowRules = route.windows.isEmpty ? [] : route.windows.compactMap { rules.windows[$0] }
+        let windowRules = route.windowRules
         guard !windowRules.isEmpty || abuse.hasBans else {
             // The common case: nothing to count, nobody banned, no lock, no clock.
             return nil
         }
         let now = MonotonicInstant.now()
         let client = resolved ?? self.clientAddress(fields: fields, resolver: resolver)
-        let ip = client.description
+        // The peer's text is made once per connection; only a forwarded client is printed here.
+        let ip = client == self.peer ? self.peerText : client.description
         if let ban = abuse.ban(ip: ip, account: account, now: now) {
             return (Self.bannedAnswer(ban, now: now), .banned)
         }

@@ -98,7 +98,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
     /// `peer` as text, formatted once per connection.
-    private var peerText: String
+    private(set) var peerText: String
     private var machine: StateMachine
     /// The exchange under way. However it ends (answer complete, client gone, upstream
     /// failure, local answer), dropping it gives back the in-flight flag it holds.

@@ -34,6 +34,8 @@ public struct Route: Sendable, Hashable {
     public var inFlight: InFlightPolicy?
     /// The names of the sliding windows (`windows:`) that count this route's requests.
     public var windows: [String]
+    /// Those windows' rules, looked up once when the rule set is compiled (not per request).
+    public internal(set) var windowRules: [WindowRule] = []
     /// The rule file the route is in, by name within the rules directory.
     public var file: String
     /// The line it starts on, from 1.

@@ -61,7 +61,12 @@ public struct RuleSet: Sendable {
         if routes.isEmpty, entries.count == 1, let only = entries.first {
             routes = [Route(match: .prefix("/"), upstream: only.name, file: only.location.file, line: only.location.line)]
         }
-        self.routes = routes
+        let windows = self.windows
+        self.routes = routes.map { route in
+            var route = route
+            route.windowRules = route.windows.compactMap { windows[$0] }
+            return route
+        }
     }
 
     /// The version of rule files with these names and texts, in this order.
