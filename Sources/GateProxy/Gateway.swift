@@ -56,11 +56,13 @@ public final class Gateway: Sendable {
         redis: RedisClient?,
         abuse: AbuseGuard,
         inFlight: InFlightRegistry,
+        flagStore: RedisFlagStore?,
         metrics: GatewayMetrics,
         logger: Logger
     ) {
         self.redis = redis
         self.abuse = abuse
+        self.flagStore = flagStore
         self.sweeper = Task { [inFlight] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: Self.sweepInterval)
@@ -102,6 +104,8 @@ public final class Gateway: Sendable {
 
     /// The Redis the gateway shares state through (`redis:` in the configuration), if any.
     let redis: RedisClient?
+    /// The in-flight flags kept in that Redis.
+    private let flagStore: RedisFlagStore?
     /// The sliding windows and bans.
     let abuse: AbuseGuard
 
@@ -299,6 +303,7 @@ public final class Gateway: Sendable {
             redis: redis,
             abuse: settings.abuse,
             inFlight: settings.inFlight,
+            flagStore: settings.flagStore,
             metrics: metrics,
             logger: logger
         )
@@ -427,6 +432,11 @@ public final class Gateway: Sendable {
             try? await bound.eventLoop.submit {
                 bound.value.pool.closeAll()
             }.get()
+        }
+        // The flags of the last requests go back to Redis before its connections close (else
+        // they would hold their accounts until their TTL).
+        if let flagStore = self.flagStore, await !flagStore.waitForReleases(upTo: .seconds(2)) {
+            self.logger.warning("in-flight flags still being given back at shutdown; they lapse at their TTL")
         }
         await self.redis?.shutdown()
     }

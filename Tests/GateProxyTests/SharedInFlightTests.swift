@@ -115,6 +115,36 @@ import Testing
         }
     }
 
+    @Test(arguments: InFlightPolicy.Store.allCases)
+    func aDrainingGatewayGivesItsLastFlagsBackBeforeItCloses(store: InFlightPolicy.Store) async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        try await GatewayHarness.with(
+            weights: [1], routes: Self.routes("{store: \(store.rawValue), ttl: 60s}"), extra: InFlightTests.clientIdentity,
+            configure: { $0.redis = redis.url + "?timeout=5s" }
+        ) { harness in
+            let purchase = Task { try await Self.request(port: harness.port, group: harness.group, account: "frank", path: "/slow/300") }
+            let arrived = try await eventually { harness.backends[0].requests == 1 }
+            #expect(arrived)
+            let keys = {
+                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                    try await client.send("DBSIZE").int ?? -1
+                }
+            }
+            #expect(try await keys() == 1)
+            // Redis holds writes for 1.5 s: the release reaches it while the gateway drains, and
+            // is answered only after the rest of the shutdown would have closed the connection.
+            _ = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                try await client.send("CLIENT", "PAUSE", 1500, "WRITE")
+            }
+            // Drain: the purchase is answered, and its flag is gone from Redis by the time the
+            // gateway has stopped — not left for 60 s.
+            await harness.gateway.shutdown(gracePeriod: .seconds(10))
+            #expect(try await purchase.value == 200)
+            #expect(try await keys() == 0)
+        }
+    }
+
     @Test func redisDownFailsClosedWhenTheRuleSaysSo() async throws {
         let port = try await Self.portWithNothingListening()
         try await GatewayHarness.with(

@@ -2,6 +2,7 @@ import GateCore
 import GateRedis
 import GateRules
 import NIOCore
+import Synchronization
 
 /// The in-flight flags shared by every gateway on one Redis: one key per account,
 /// `spikegate:inflight:{ACCOUNT}` (the braces are the Redis Cluster hash tag: every key of one
@@ -36,6 +37,8 @@ final class RedisFlagStore: Sendable {
     let batchLimit: Int
     /// One batch in the making per event loop of the client.
     private let batches: [ObjectIdentifier: FlagBatch]
+    /// Releases asked for and not yet answered (a draining gateway waits for them).
+    private let releasesUnderWay = Atomic<Int>(0)
 
     /// `SET KEYS[i] ARGV[2i-1] NX PX ARGV[2i]` for each key; 1 where taken, 0 where held.
     static let acquireScript = RedisScript("""
@@ -112,6 +115,10 @@ final class RedisFlagStore: Sendable {
     /// Gives the flag of `account` back if the request with `token` still owns it.
     func release(_ account: String, token: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
+        self.releasesUnderWay.add(1, ordering: .relaxed)
+        promise.futureResult.whenComplete { _ in
+            self.releasesUnderWay.subtract(1, ordering: .relaxed)
+        }
         let request = FlagBatch.Release(key: Self.key(for: account), value: self.value(for: token), promise: promise)
         if let batch = self.batches[ObjectIdentifier(eventLoop)], eventLoop.inEventLoop {
             batch.releases.append(request)
@@ -120,6 +127,20 @@ final class RedisFlagStore: Sendable {
             self.giveBack([request], on: eventLoop)
         }
         return promise.futureResult
+    }
+
+    /// Waits until every release asked for has been answered, or `limit` has passed; whether
+    /// none is left. Called by a draining gateway before it closes its Redis connections, so the
+    /// flags of its last requests are given back rather than left to their TTL.
+    func waitForReleases(upTo limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while self.releasesUnderWay.load(ordering: .relaxed) > 0 {
+            guard ContinuousClock.now < deadline else {
+                return false
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
     }
 
     // MARK: Batches
