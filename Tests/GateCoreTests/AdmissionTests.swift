@@ -1,0 +1,97 @@
+import GateCore
+import Testing
+
+/// Admission control: the queue with deadlines and priorities, and the adaptive limit.
+@Suite struct AdmissionTests {
+    static let t0 = MonotonicInstant(nanoseconds: 1_000_000_000)
+
+    @Test func requestsBeyondTheLimitWaitInOrderAndAreAdmittedAsSlotsFree() {
+        var queue = AdmissionQueue<Int>(limit: 2, maximumQueue: 3)
+        let deadline = Self.t0 + .seconds(5)
+        let arrivals = (1...6).map { queue.arrive($0, priority: .normal, deadline: deadline, now: Self.t0) }
+        #expect(arrivals == [.admitted, .admitted, .queued, .queued, .queued, .refused(.queueFull)])
+        #expect(queue.inFlight == 2 && queue.queued == 3)
+        let first = queue.finish(serviceTime: .milliseconds(50), now: Self.t0 + .milliseconds(50))
+        #expect(first.admitted == [3] && first.timedOut.isEmpty)
+        #expect(queue.inFlight == 2 && queue.queued == 2)
+        let second = queue.finish(serviceTime: .milliseconds(50), now: Self.t0 + .milliseconds(60))
+        #expect(second.admitted == [4])
+    }
+
+    @Test func aRequestThatWouldWaitPastItsDeadlineIsRefusedAtOnce() {
+        var queue = AdmissionQueue<Int>(limit: 1, maximumQueue: 100)
+        #expect(queue.arrive(1, priority: .normal, deadline: Self.t0 + .seconds(1), now: Self.t0) == .admitted)
+        // One request took 100 ms: the service time is learnt.
+        _ = queue.finish(serviceTime: .milliseconds(100), now: Self.t0 + .milliseconds(100))
+        let now = Self.t0 + .milliseconds(100)
+        #expect(queue.arrive(2, priority: .normal, deadline: now + .seconds(1), now: now) == .admitted)
+        // 1 slot at ~100 ms each: the n-th waiter expects ~n × 100 ms.
+        for ticket in 3...6 {
+            #expect(queue.arrive(ticket, priority: .normal, deadline: now + .milliseconds(450), now: now) == .queued)
+        }
+        #expect(queue.arrive(7, priority: .normal, deadline: now + .milliseconds(450), now: now) == .refused(.wouldMissDeadline))
+        // A later deadline still queues.
+        #expect(queue.arrive(8, priority: .normal, deadline: now + .seconds(2), now: now) == .queued)
+    }
+
+    @Test func waitersPastTheirDeadlineAreRefusedAndNeverAdmitted() {
+        var queue = AdmissionQueue<Int>(limit: 1, maximumQueue: 10)
+        _ = queue.arrive(1, priority: .normal, deadline: Self.t0 + .seconds(9), now: Self.t0)
+        _ = queue.arrive(2, priority: .normal, deadline: Self.t0 + .milliseconds(100), now: Self.t0)
+        _ = queue.arrive(3, priority: .normal, deadline: Self.t0 + .seconds(9), now: Self.t0)
+        let expired = queue.expire(now: Self.t0 + .milliseconds(200))
+        #expect(expired.timedOut == [2] && expired.admitted.isEmpty)
+        let next = queue.finish(serviceTime: nil, now: Self.t0 + .milliseconds(300))
+        #expect(next.admitted == [3])
+        #expect(queue.queued == 0)
+    }
+
+    @Test func paymentsAndPassHoldersGoFirst() {
+        var queue = AdmissionQueue<String>(limit: 1, maximumQueue: 10)
+        let deadline = Self.t0 + .seconds(10)
+        #expect(queue.arrive("buy-1", priority: .normal, deadline: deadline, now: Self.t0) == .admitted)
+        #expect(queue.arrive("buy-2", priority: .normal, deadline: deadline, now: Self.t0) == .queued)
+        #expect(queue.arrive("pay-1", priority: .high, deadline: deadline, now: Self.t0) == .queued)
+        #expect(queue.arrive("buy-3", priority: .normal, deadline: deadline, now: Self.t0) == .queued)
+        let cancelled = queue.cancel("buy-3")
+        let again = queue.cancel("buy-3")
+        #expect(cancelled && !again)
+        var order: [String] = []
+        for step in 1...3 {
+            order += queue.finish(serviceTime: .milliseconds(10), now: Self.t0 + .milliseconds(10 * step)).admitted
+        }
+        #expect(order == ["pay-1", "buy-2"])
+    }
+
+    @Test func theAdaptiveLimitShrinksWhenLatencyRisesAndGrowsBackWhenItFalls() {
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, longWindow: 100))
+        // Healthy: 10 ms at full use — the limit grows (by about √limit per step, smoothed).
+        for _ in 0..<100 {
+            limit.sample(rtt: .milliseconds(10), inFlight: limit.limit)
+        }
+        let grown = limit.limit
+        #expect(grown > 50)
+        // The backend slows to 40 ms: the limit falls towards the minimum.
+        for _ in 0..<60 {
+            limit.sample(rtt: .milliseconds(40), inFlight: limit.limit)
+        }
+        let shrunk = limit.limit
+        #expect(shrunk < grown / 2)
+        #expect(shrunk >= 5)
+        // Fast again: it grows back.
+        for _ in 0..<200 {
+            limit.sample(rtt: .milliseconds(10), inFlight: limit.limit)
+        }
+        #expect(limit.limit > shrunk * 2)
+        #expect(limit.limit <= 200)
+    }
+
+    @Test func anIdleBackendDoesNotRaiseTheLimit() {
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000))
+        for _ in 0..<500 {
+            limit.sample(rtt: .milliseconds(5), inFlight: 3)
+        }
+        #expect(limit.limit == 40)
+        #expect(limit.baseline == .milliseconds(5))
+    }
+}
