@@ -42,48 +42,41 @@ struct LocalAnswer: Sendable {
     /// A binary body instead of `body` (an image).
     let binary: [UInt8]?
 
-    /// An answer whose JSON body carries more than the code and the reason: `members` is the
-    /// rest of the object, already JSON (e.g. `"challenge":{…}`).
-    init(status: HTTPResponseStatus, code: Int, reason: String, members: String, headers: [(String, String)] = []) {
+    private init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)], body: String, contentType: String, binary: [UInt8]? = nil) {
         self.status = status
         self.code = code
         self.reason = reason
         self.headers = headers
-        self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason)),\(members)}"
-        self.contentType = "application/json"
-        self.binary = nil
+        self.body = body
+        self.contentType = contentType
+        self.binary = binary
+    }
+
+    /// An answer whose JSON body carries more than the code and the reason: `members` is the
+    /// rest of the object, already JSON (e.g. `"challenge":{…}`).
+    init(status: HTTPResponseStatus, code: Int, reason: String, members: String, headers: [(String, String)] = []) {
+        self.init(
+            status: status, code: code, reason: reason, headers: headers,
+            body: "{\"code\":\(code),\"reason\":\(jsonString(reason)),\(members)}", contentType: "application/json"
+        )
     }
 
     /// An HTML page (for browsers).
     init(status: HTTPResponseStatus, code: Int, reason: String, html: String, headers: [(String, String)] = []) {
-        self.status = status
-        self.code = code
-        self.reason = reason
-        self.headers = headers
-        self.body = html
-        self.contentType = "text/html; charset=utf-8"
-        self.binary = nil
+        self.init(status: status, code: code, reason: reason, headers: headers, body: html, contentType: "text/html; charset=utf-8")
     }
 
     /// A PNG image (code 0: not a refusal).
     init(status: HTTPResponseStatus, png: [UInt8], headers: [(String, String)] = []) {
-        self.status = status
-        self.code = 0
-        self.reason = "image"
-        self.headers = headers
-        self.body = ""
-        self.contentType = "image/png"
-        self.binary = png
+        self.init(status: status, code: 0, reason: "image", headers: headers, body: "", contentType: "image/png", binary: png)
     }
 
+    /// The plain refusal: `{"code":N,"reason":"…"}`.
     init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
-        self.status = status
-        self.code = code
-        self.reason = reason
-        self.headers = headers
-        self.body = "{\"code\":\(code),\"reason\":\(jsonString(reason))}"
-        self.contentType = "application/json"
-        self.binary = nil
+        self.init(
+            status: status, code: code, reason: reason, headers: headers,
+            body: "{\"code\":\(code),\"reason\":\(jsonString(reason))}", contentType: "application/json"
+        )
     }
 
     /// The whole answer as bytes for an HTTP/1.`minor` client; `close` adds `Connection: close`
