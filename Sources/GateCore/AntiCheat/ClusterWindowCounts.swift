@@ -76,6 +76,8 @@ public struct ClusterWindowCounts: Sendable {
     }
 
     private var entries: [Key: Entry] = [:]
+    /// The keys counted since the last `takeSync` (so a sync looks at those only, not at every key).
+    private var dirty: Set<Key> = []
     public let capacity: Int
 
     public init(capacity: Int = 1_000_000) {
@@ -104,6 +106,7 @@ public struct ClusterWindowCounts: Sendable {
         entry.pending[bucket, default: 0] += 1
         entry.lastUsed = now
         self.entries[key] = entry
+        self.dirty.insert(key)
         return entry.estimate(now: now)
     }
 
@@ -120,9 +123,11 @@ public struct ClusterWindowCounts: Sendable {
     /// to sending (give the items back to `applySync` or `restoreSync`).
     public mutating func takeSync(now: Int64, limit: Int = 10_000) -> [SyncItem] {
         var items: [SyncItem] = []
-        for (key, var entry) in self.entries where !entry.pending.isEmpty {
-            guard items.count < limit else {
-                break
+        let keys = self.dirty.prefix(limit)
+        for key in keys {
+            self.dirty.remove(key)
+            guard var entry = self.entries[key], !entry.pending.isEmpty else {
+                continue
             }
             entry.roll(to: now / entry.lengthMillis)
             let adds = entry.pending.sorted { $0.key < $1.key }.map { SyncItem.Bucket(bucket: $0.key, count: $0.value) }
@@ -168,6 +173,7 @@ public struct ClusterWindowCounts: Sendable {
             entry.pending[add.bucket, default: 0] += add.count
         }
         self.entries[item.key] = entry
+        self.dirty.insert(item.key)
     }
 
     /// Forgets keys unused for two window lengths; returns how many.
@@ -175,6 +181,7 @@ public struct ClusterWindowCounts: Sendable {
     public mutating func sweep(now: Int64) -> Int {
         let before = self.entries.count
         self.entries = self.entries.filter { now - $0.value.lastUsed < 2 * $0.value.lengthMillis || !$0.value.sending.isEmpty }
+        self.dirty = self.dirty.filter { self.entries[$0] != nil }
         return before - self.entries.count
     }
 
