@@ -34,7 +34,7 @@ public final class Gateway: Sendable {
     /// Sweeps lapsed in-flight flags, idle window entries and ended bans now and then, so the
     /// tables hold what is live rather than growing to their bounds.
     private let sweeper: Task<Void, Never>
-    /// Shares the `scope: cluster` window counts through Redis (only with a Redis).
+    /// Shares the `scope: cluster` window counts and the bans through Redis (only with a Redis).
     private let clusterSync: Task<Void, Never>?
     static let sweepInterval = Duration.seconds(10)
     /// Exclusive Redis connections per event loop (the in-flight flags' `watch` mode leases one
@@ -76,6 +76,7 @@ public final class Gateway: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: ClusterWindowSync.interval)
                     await ClusterWindowSync.round(abuse: abuse, client: client, logger: logger)
+                    await ClusterBanSync.round(abuse: abuse, client: client, logger: logger)
                 }
             }
         }

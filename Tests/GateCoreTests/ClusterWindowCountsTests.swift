@@ -69,3 +69,16 @@ import Testing
         #expect(ClusterWindowCounts.redisKey(Self.key, bucket: 100) == "spikegate:window:{burst|203.0.113.7}:100")
     }
 }
+
+@Suite struct ClusterBanTests {
+    @Test func aBanRoundTripsThroughItsHashEntry() {
+        let ban = ClusterBan(kind: .account, key: "bot|7", rule: "burst", reason: "over 5 requests in 10s | really", until: 1_800_000_000_123)
+        #expect(ban.field == "account|bot|7")
+        #expect(ClusterBan(field: ban.field, value: ban.value) == ban)
+    }
+
+    @Test(arguments: [("ip", "x|y|z"), ("cat|k", "1|r|why"), ("ip|", "1|r|why"), ("ip|k", "soon|r|why"), ("ip|k", "1|r")])
+    func entriesThatAreNoBanAreIgnored(field: String, value: String) {
+        #expect(ClusterBan(field: field, value: value) == nil)
+    }
+}

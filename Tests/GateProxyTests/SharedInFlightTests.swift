@@ -17,7 +17,7 @@ import Testing
     }
 
     /// A second gateway on the harness's rules, configuration and group.
-    private static func secondGateway(_ harness: GatewayHarness, redis: String) async throws -> Gateway {
+    static func secondGateway(_ harness: GatewayHarness, redis: String) async throws -> Gateway {
         var configuration = GatewayConfiguration()
         configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]
         configuration.redis = redis
@@ -197,11 +197,7 @@ import Testing
             weights: [1], routes: Self.routes, extra: Self.rules(scope: scope),
             configure: { $0.redis = redis.url + "?timeout=5s" }
         ) { harness in
-            var configuration = GatewayConfiguration()
-            configuration.listeners = [Listener(endpoint: Endpoint(host: "127.0.0.1", port: 0))]
-            configuration.redis = redis.url + "?timeout=5s"
-            let rules = try RulesLoader.load(directory: harness.rulesDirectory.path)
-            let second = try await Gateway.start(configuration: configuration, rules: rules, group: harness.group, logger: Logger(label: "second"))
+            let second = try await SharedInFlightTests.secondGateway(harness, redis: redis.url + "?timeout=5s")
             #expect(try await Self.statuses(port: harness.port, group: harness.group, count: 6) == Array(repeating: 200, count: 6))
             // The requests counted in Redis so far (every gateway's, all buckets).
             let inRedis = {
@@ -233,6 +229,45 @@ import Testing
                 #expect(onSecond == Array(repeating: 200, count: 7))
                 #expect(try await inRedis() == 0)
             }
+            await second.shutdown(gracePeriod: .zero)
+        }
+    }
+}
+
+/// Bans shared through Redis: made on one gateway, they hold on every gateway; lifted on one,
+/// they are lifted everywhere.
+@Suite struct ClusterBanTests {
+    @Test func aBanMadeByOneGatewayHoldsOnTheOtherUntilItIsLifted() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let windows = "windows:\n  w: {key: ip, length: 1m, ban_above: 2, ban_for: 10m}\n"
+        try await GatewayHarness.with(
+            weights: [1], routes: ClusterWindowTests.routes.replacingOccurrences(of: "[burst]", with: "[w]"), extra: windows,
+            configure: { $0.redis = redis.url + "?timeout=5s" }
+        ) { harness in
+            let second = try await SharedInFlightTests.secondGateway(harness, redis: redis.url + "?timeout=5s")
+            let other = try await HTTPTestConnection.connect(host: "127.0.0.1", port: second.ports[0], from: "127.0.0.31", group: harness.group)
+            #expect(try await other.request(.GET, "/elsewhere").status == 200)
+            // Banned on the first gateway…
+            let client = try await harness.connect(from: "127.0.0.31")
+            var statuses: [Int] = []
+            for _ in 0..<3 {
+                statuses.append(try await client.request(.POST, "/buy/x").status)
+            }
+            #expect(statuses == [200, 200, 403])
+            // …and, within a sync round, on the second, on every route.
+            let sharedBan = try await eventually { try await other.request(.GET, "/elsewhere").status == 403 }
+            #expect(sharedBan)
+            #expect(second.blocked(kind: .ip).map(\.key) == ["127.0.0.31"])
+            #expect(second.blocked(kind: .ip).first?.rule == "w")
+            let secondsLeft = try #require(second.blocked(kind: .ip).first.map { $0.until - MonotonicInstant.now() })
+            #expect(secondsLeft > .seconds(500) && secondsLeft <= .seconds(600))
+            // An operator lifts it on the first gateway: lifted on the second too.
+            #expect(harness.gateway.unblock(.ip, "127.0.0.31"))
+            let lifted = try await eventually { try await other.request(.GET, "/elsewhere").status == 200 }
+            #expect(lifted)
+            #expect(second.blocked().isEmpty)
+            await other.close()
             await second.shutdown(gracePeriod: .zero)
         }
     }

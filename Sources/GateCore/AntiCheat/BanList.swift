@@ -71,6 +71,11 @@ public struct BanList: Sendable {
     }
 
     /// Every live ban at `now`, longest-running first.
+    /// The ban of `key` in force at `now`, without counting a hit.
+    public func current(_ kind: Kind, _ key: String, now: MonotonicInstant) -> Ban? {
+        self.bans[kind]?[key].flatMap { $0.until > now ? $0 : nil }
+    }
+
     public func list(now: MonotonicInstant) -> [Ban] {
         self.bans.values.flatMap(\.values).filter { $0.until > now }.sorted { ($0.since, $0.key) < ($1.since, $1.key) }
     }

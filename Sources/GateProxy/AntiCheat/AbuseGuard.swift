@@ -33,6 +33,12 @@ final class AbuseGuard: Sendable {
         var challenges = ChallengeBook()
         /// The counts of `scope: cluster` windows, shared through Redis.
         var cluster = ClusterWindowCounts()
+        /// Bans made or lifted here since the last sync, for the other gateways (with a Redis).
+        var banChanges: [BanChange] = []
+        /// Bans learnt from the other gateways (lifted here when they leave the shared list).
+        var learntBans: Set<String> = []
+        /// The shared list's version last read.
+        var bansVersion: Int64?
         /// Requests left on each pass in use, by the pass's nonce.
         var passBudgets: [String: Int] = [:]
 
@@ -178,8 +184,12 @@ final class AbuseGuard: Sendable {
                         continue
                     }
                     let what = value == nil ? "requests" : (rule.key == .accountsPerIP ? "accounts" : "addresses")
-                    state.bans.ban(kind, key, rule: rule.name, reason: "over \(banAbove) \(what) in \(DurationText.format(rule.length))", for: rule.banFor, now: now)
+                    let reason = "over \(banAbove) \(what) in \(DurationText.format(rule.length))"
+                    state.bans.ban(kind, key, rule: rule.name, reason: reason, for: rule.banFor, now: now)
                     self.banCount.store(state.bans.count, ordering: .relaxed)
+                    if self.sharesClusterWindows, state.banChanges.count < Self.maximumBanChanges, let ban = state.bans.current(kind, key, now: now) {
+                        state.banChanges.append(.banned(kind, key, rule: rule.name, reason: reason, left: ban.until - now))
+                    }
                     if let ban = state.bans.check(kind, key, now: now) {
                         return .banned(ban)
                     }
@@ -239,6 +249,61 @@ final class AbuseGuard: Sendable {
         self.state.withLock { $0.challenged.list(now: now) }
     }
 
+    // MARK: Cluster bans
+
+    /// The most unshared ban changes kept while Redis cannot be reached.
+    static let maximumBanChanges = 100_000
+
+    /// A ban made or lifted on this gateway, to be shared.
+    enum BanChange: Sendable {
+        case banned(BanList.Kind, String, rule: String, reason: String, left: Duration)
+        case lifted(BanList.Kind, String)
+    }
+
+    /// The ban changes to publish now.
+    func takeBanChanges() -> [BanChange] {
+        self.state.withLock { state in
+            defer { state.banChanges = [] }
+            return state.banChanges
+        }
+    }
+
+    /// Publishing failed: keep the changes for the next round.
+    func restoreBanChanges(_ changes: [BanChange]) {
+        self.state.withLock { $0.banChanges = Array((changes + $0.banChanges).suffix(Self.maximumBanChanges)) }
+    }
+
+    /// The shared list's version this gateway last applied.
+    var sharedBansVersion: Int64? {
+        self.state.withLock { $0.bansVersion }
+    }
+
+    /// Makes this gateway's bans agree with the shared list (`version`): bans listed there and
+    /// not held here are made (with the time they have left); bans learnt earlier and no longer
+    /// listed (lifted elsewhere) are lifted. Bans made here stay whatever the list says (they
+    /// are published by the next round).
+    func applySharedBans(_ shared: [ClusterBan], version: Int64, nowWall: Int64, now: MonotonicInstant) {
+        self.state.withLock { state in
+            var listed: Set<String> = []
+            for ban in shared where ban.until > nowWall {
+                listed.insert(ban.field)
+                if state.bans.current(ban.kind, ban.key, now: now) == nil {
+                    state.bans.ban(ban.kind, ban.key, rule: ban.rule, reason: ban.reason, for: .milliseconds(ban.until - nowWall), now: now)
+                    state.learntBans.insert(ban.field)
+                }
+            }
+            for field in state.learntBans.subtracting(listed) {
+                let parts = field.split(separator: "|", maxSplits: 1)
+                if parts.count == 2, let kind = BanList.Kind(rawValue: String(parts[0])) {
+                    state.bans.lift(kind, String(parts[1]))
+                }
+                state.learntBans.remove(field)
+            }
+            state.bansVersion = version
+            self.banCount.store(state.bans.count, ordering: .relaxed)
+        }
+    }
+
     // MARK: Cluster windows
 
     /// The cluster counts to send to Redis now (see `ClusterWindowCounts.takeSync`).
@@ -265,7 +330,12 @@ final class AbuseGuard: Sendable {
         self.state.withLock { state in
             defer { self.banCount.store(state.bans.count, ordering: .relaxed) }
             let challenged = state.challenged.lift(kind, key)
-            return state.bans.lift(kind, key) || challenged
+            let lifted = state.bans.lift(kind, key)
+            if lifted, self.sharesClusterWindows {
+                state.banChanges.append(.lifted(kind, key))
+                state.learntBans.remove(ClusterBan.field(kind: kind, key: key))
+            }
+            return lifted || challenged
         }
     }
 
