@@ -162,9 +162,40 @@ struct GatewayConfigurationTests {
         #expect(error?.description.split(separator: "\n").count == 5)
     }
 
+    @Test("admission and warm-up: defaults, and every key read")
+    func admissionAndWarmup() throws {
+        let defaults = try Self.parse("")
+        #expect(defaults.admission == Admission())
+        #expect(defaults.admission.adaptive?.initial == 100)
+        #expect(defaults.warmup == WarmupGate.Configuration())
+        let configured = try Self.parse("""
+            admission:
+              max_in_flight: 400
+              queue: 50
+              queue_timeout: 250ms
+              adaptive: {initial: 40, min: 8, max: 300}
+            warmup:
+              min_healthy_backends: 2
+              initial_share: 25%
+              ramp: 10s
+              rewarm_on_redis_loss: false
+            """)
+        #expect(configured.admission.maximumInFlight == 400)
+        #expect(configured.admission.queue == 50)
+        #expect(configured.admission.queueTimeout == .milliseconds(250))
+        #expect(configured.admission.adaptive == .init(initial: 40, minimum: 8, maximum: 300))
+        #expect(configured.warmup.minimumHealthyBackends == 2)
+        #expect(configured.warmup.initialShare == 0.25)
+        #expect(configured.warmup.ramp == .seconds(10))
+        #expect(!configured.warmup.rewarmOnRedisLoss && configured.warmup.rewarmOnBackendLoss)
+        // A fixed limit: no adaptive one; a small cap lowers the default adaptive bounds.
+        #expect(try Self.parse("admission:\n  adaptive: false\n").admission.adaptive == nil)
+        #expect(try Self.parse("admission:\n  max_in_flight: 64\n").admission.adaptive?.maximum == 64)
+    }
+
     static let badFixtures: [BadFixture] = [
         BadFixture("misspelt top-level key", "listener:\n  - address: 0.0.0.0:80\n", file: "gateway.yaml", line: 1, path: "listener", message: "unknown key 'listener'", hint: "did you mean 'listeners'?"),
-        BadFixture("unknown key far from any known", "colour: blue\n", file: "gateway.yaml", line: 1, path: "colour", message: "unknown key", hint: "known keys: listeners, admin, redis, rules, timeouts, limits"),
+        BadFixture("unknown key far from any known", "colour: blue\n", file: "gateway.yaml", line: 1, path: "colour", message: "unknown key", hint: "known keys: listeners, admin, redis, rules, timeouts, limits, admission, warmup"),
         BadFixture("port out of range", "listeners:\n  - address: 0.0.0.0:99999\n", file: "gateway.yaml", line: 2, path: "listeners[0].address", message: "is not a number in 0...65535"),
         BadFixture("listener without address", "listeners:\n  - proxy_protocol: true\n", file: "gateway.yaml", line: 2, path: "listeners[0]", message: "required key 'address' is missing"),
         BadFixture("two listeners on one port", "listeners:\n  - address: 0.0.0.0:8080\n  - address: 127.0.0.1:8080\n", file: "gateway.yaml", line: 3, path: "listeners[1].address", message: "clashes with listeners[0].address (0.0.0.0:8080, line 2)"),
@@ -188,6 +219,12 @@ struct GatewayConfigurationTests {
         BadFixture("root is a list", "- listeners\n", file: "gateway.yaml", line: 1, path: "", message: "expected a mapping of keys to values, found a list"),
         BadFixture("key given twice", "redis: redis://a:1\nredis: redis://b:2\n", file: "gateway.yaml", line: 1, path: "", message: "duplicate key 'redis'"),
         BadFixture("broken indentation", "listeners:\n  - address: 0.0.0.0:80\n   proxy_protocol: true\n", file: "gateway.yaml", line: 3, path: "", message: "not valid YAML"),
+        BadFixture("adaptive bounds upside down", "admission:\n  adaptive: {min: 50, max: 20}\n", file: "gateway.yaml", line: 2, path: "admission.adaptive", message: "adaptive min (50) is above its max (20)"),
+        BadFixture("adaptive max above the cap", "admission:\n  max_in_flight: 100\n  adaptive: {max: 500}\n", file: "gateway.yaml", line: 3, path: "admission.adaptive", message: "adaptive max (500) is above max_in_flight (100)"),
+        BadFixture("queue timeout without unit", "admission:\n  queue_timeout: 500\n", file: "gateway.yaml", line: 2, path: "admission.queue_timeout", message: "'500' is not a duration"),
+        BadFixture("a share that is no percentage", "warmup:\n  initial_share: half\n", file: "gateway.yaml", line: 2, path: "warmup.initial_share", message: "'half' is not a share", hint: "10%"),
+        BadFixture("a share over 100%", "warmup:\n  initial_share: 150%\n", file: "gateway.yaml", line: 2, path: "warmup.initial_share", message: "'150%' is not a share"),
+        BadFixture("misspelt warmup key", "warmup:\n  ramp_up: 30s\n", file: "gateway.yaml", line: 2, path: "warmup.ramp_up", message: "unknown key 'ramp_up'"),
         BadFixture("tab indentation", "timeouts:\n\theader: 5s\n", file: "gateway.yaml", line: 2, path: "", message: "not valid YAML", hint: "tabs"),
     ]
 

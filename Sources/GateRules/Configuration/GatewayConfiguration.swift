@@ -1,3 +1,5 @@
+import GateCore
+
 /// What `spikegate gateway` runs with: its listeners, the admin listener, where shared state and
 /// rules live, timeouts and limits.
 ///
@@ -22,6 +24,11 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var timeouts: Timeouts
     /// Sizes and counts past which the gateway refuses.
     public var limits: Limits
+    /// Requests under way and waiting per upstream (overload shedding).
+    public var admission = Admission()
+    /// Holding traffic back after a start until the dependencies are warm (`usesRedis` is
+    /// not read from the file: the gateway sets it from `redis`).
+    public var warmup = WarmupGate.Configuration()
 
     /// One listener on `0.0.0.0:8080` when none is given.
     public static let defaultListeners = [Listener(endpoint: Endpoint(host: "0.0.0.0", port: 8080))]

@@ -24,7 +24,7 @@ struct GatewayConfigurationDecoder {
         var configuration = GatewayConfiguration()
         let fields = self.reader.fields(
             of: self.reader.root(of: yaml),
-            keys: ["listeners", "admin", "redis", "rules", "timeouts", "limits"]
+            keys: ["listeners", "admin", "redis", "rules", "timeouts", "limits", "admission", "warmup"]
         )
         var bound: [(endpoint: Endpoint, value: YAMLValue)] = []
         if let listeners = self.reader.elements(of: fields?["listeners"]) {
@@ -46,6 +46,8 @@ struct GatewayConfigurationDecoder {
         configuration.rulesDirectory = self.path(fields?["rules"])
         self.decodeTimeouts(fields?["timeouts"], into: &configuration.timeouts)
         self.decodeLimits(fields?["limits"], into: &configuration.limits)
+        self.decodeAdmission(fields?["admission"], into: &configuration.admission)
+        self.decodeWarmup(fields?["warmup"], into: &configuration.warmup)
         return configuration
     }
 
@@ -136,6 +138,62 @@ struct GatewayConfigurationDecoder {
         }
         if let rate = self.reader.byteSize(fields?["body_min_rate"], in: 0...Int.max) {
             timeouts.bodyMinimumRate = rate
+        }
+    }
+
+    /// `admission: {max_in_flight, queue, queue_timeout, adaptive: false | {initial, min, max}}`.
+    private mutating func decodeAdmission(_ value: YAMLValue?, into admission: inout Admission) {
+        let fields = self.reader.fields(of: value, keys: ["max_in_flight", "queue", "queue_timeout", "adaptive"])
+        admission.maximumInFlight = self.reader.integer(fields?["max_in_flight"], in: 1...1_000_000) ?? admission.maximumInFlight
+        admission.queue = self.reader.integer(fields?["queue"], in: 0...1_000_000) ?? admission.queue
+        admission.queueTimeout = self.reader.duration(fields?["queue_timeout"]) ?? admission.queueTimeout
+        guard let adaptive = fields?["adaptive"] else {
+            if var bounds = admission.adaptive {
+                bounds.maximum = min(bounds.maximum, admission.maximumInFlight)
+                admission.adaptive = AdaptiveConcurrencyLimit.Configuration(initial: bounds.initial, minimum: min(bounds.minimum, bounds.maximum), maximum: bounds.maximum)
+            }
+            return
+        }
+        if adaptive.isBoolean {
+            if let on = self.reader.boolean(adaptive), !on {
+                admission.adaptive = nil
+            }
+            return
+        }
+        guard let bounds = self.reader.fields(of: adaptive, keys: ["initial", "min", "max"]) else {
+            return
+        }
+        let minimum = self.reader.integer(bounds["min"], in: 1...1_000_000) ?? 10
+        let maximum = self.reader.integer(bounds["max"], in: 1...1_000_000) ?? admission.maximumInFlight
+        let initial = self.reader.integer(bounds["initial"], in: 1...1_000_000) ?? min(100, maximum)
+        if minimum > maximum {
+            self.reader.report("adaptive min (\(minimum)) is above its max (\(maximum))", at: adaptive, hint: "write min <= initial <= max")
+        } else if maximum > admission.maximumInFlight {
+            self.reader.report(
+                "adaptive max (\(maximum)) is above max_in_flight (\(admission.maximumInFlight))",
+                at: adaptive, hint: "the adaptive limit moves under max_in_flight; lower max or raise max_in_flight"
+            )
+        } else if initial < minimum || initial > maximum {
+            self.reader.report("adaptive initial (\(initial)) is outside min..max (\(minimum)...\(maximum))", at: adaptive, hint: "write min <= initial <= max")
+        }
+        admission.adaptive = AdaptiveConcurrencyLimit.Configuration(initial: initial, minimum: minimum, maximum: maximum)
+    }
+
+    /// `warmup: {min_healthy_backends, initial_share: 10%, ramp, rewarm_on_redis_loss, rewarm_on_backend_loss}`.
+    private mutating func decodeWarmup(_ value: YAMLValue?, into warmup: inout WarmupGate.Configuration) {
+        let fields = self.reader.fields(
+            of: value, keys: ["min_healthy_backends", "initial_share", "ramp", "rewarm_on_redis_loss", "rewarm_on_backend_loss"]
+        )
+        warmup.minimumHealthyBackends = self.reader.integer(fields?["min_healthy_backends"], in: 0...10_000) ?? warmup.minimumHealthyBackends
+        warmup.ramp = self.reader.duration(fields?["ramp"], allowingZero: true) ?? warmup.ramp
+        warmup.rewarmOnRedisLoss = self.reader.boolean(fields?["rewarm_on_redis_loss"]) ?? warmup.rewarmOnRedisLoss
+        warmup.rewarmOnBackendLoss = self.reader.boolean(fields?["rewarm_on_backend_loss"]) ?? warmup.rewarmOnBackendLoss
+        if let share = fields?["initial_share"], let text = self.reader.string(share) {
+            if text.hasSuffix("%"), let percent = Int(text.dropLast()), (0...100).contains(percent) {
+                warmup.initialShare = Double(percent) / 100
+            } else {
+                self.reader.report("'\(text)' is not a share", at: share, hint: "write a percentage from 0% to 100%, e.g. 10%")
+            }
         }
     }
 
