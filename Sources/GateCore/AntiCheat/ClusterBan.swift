@@ -21,6 +21,21 @@ public struct ClusterBan: Sendable, Hashable {
     public static let hashKey = "spikegate:{bans}"
     public static let versionKey = "spikegate:{bans}:version"
 
+    /// Whom a ban holds: an address or an account.
+    public struct Target: Sendable, Hashable {
+        public let kind: BanList.Kind
+        public let key: String
+
+        public init(kind: BanList.Kind, key: String) {
+            self.kind = kind
+            self.key = key
+        }
+    }
+
+    public var target: Target {
+        Target(kind: self.kind, key: self.key)
+    }
+
     public static func field(kind: BanList.Kind, key: String) -> String {
         "\(kind.rawValue)|\(key)"
     }

@@ -36,7 +36,7 @@ final class AbuseGuard: Sendable {
         /// Bans made or lifted here since the last sync, for the other gateways (with a Redis).
         var banChanges: [BanChange] = []
         /// Bans learnt from the other gateways (lifted here when they leave the shared list).
-        var learntBans: Set<String> = []
+        var learntBans: Set<ClusterBan.Target> = []
         /// The shared list's version last read.
         var bansVersion: Int64?
         /// Requests left on each pass in use, by the pass's nonce.
@@ -284,20 +284,17 @@ final class AbuseGuard: Sendable {
     /// are published by the next round).
     func applySharedBans(_ shared: [ClusterBan], version: Int64, nowWall: Int64, now: MonotonicInstant) {
         self.state.withLock { state in
-            var listed: Set<String> = []
+            var listed: Set<ClusterBan.Target> = []
             for ban in shared where ban.until > nowWall {
-                listed.insert(ban.field)
+                listed.insert(ban.target)
                 if state.bans.current(ban.kind, ban.key, now: now) == nil {
                     state.bans.ban(ban.kind, ban.key, rule: ban.rule, reason: ban.reason, for: .milliseconds(ban.until - nowWall), now: now)
-                    state.learntBans.insert(ban.field)
+                    state.learntBans.insert(ban.target)
                 }
             }
-            for field in state.learntBans.subtracting(listed) {
-                let parts = field.split(separator: "|", maxSplits: 1)
-                if parts.count == 2, let kind = BanList.Kind(rawValue: String(parts[0])) {
-                    state.bans.lift(kind, String(parts[1]))
-                }
-                state.learntBans.remove(field)
+            for target in state.learntBans.subtracting(listed) {
+                state.bans.lift(target.kind, target.key)
+                state.learntBans.remove(target)
             }
             state.bansVersion = version
             self.banCount.store(state.bans.count, ordering: .relaxed)
@@ -333,7 +330,7 @@ final class AbuseGuard: Sendable {
             let lifted = state.bans.lift(kind, key)
             if lifted, self.sharesClusterWindows {
                 state.banChanges.append(.lifted(kind, key))
-                state.learntBans.remove(ClusterBan.field(kind: kind, key: key))
+                state.learntBans.remove(ClusterBan.Target(kind: kind, key: key))
             }
             return lifted || challenged
         }

@@ -134,15 +134,23 @@ public enum RulesLoader {
         return PassToken.Keyring(current: first.id, keys: Dictionary(keys.map { ($0.id, $0.secret) }, uniquingKeysWith: { first, _ in first }))
     }
 
-    /// The secret of key file `name` (its text without surrounding white space, at least
-    /// 32 bytes), or a diagnostic at `location`.
-    static func secret(_ name: String, at location: SourceLocation, in texts: [String: String], diagnostics: inout [Diagnostic]) -> [UInt8]? {
+    /// The text of key file `name`, or a diagnostic at `location` when the directory has none.
+    static func keyText(_ name: String, at location: SourceLocation, in texts: [String: String], diagnostics: inout [Diagnostic]) -> String? {
         guard let text = texts[name] else {
             diagnostics.append(Diagnostic(
                 "no key file '\(name)' in the rules directory",
                 at: location,
                 hint: SpellingSuggestion.hint(for: name, among: texts.keys.sorted(), known: "key files")
             ))
+            return nil
+        }
+        return text
+    }
+
+    /// The secret of key file `name` (its text without surrounding white space, at least
+    /// 32 bytes), or a diagnostic at `location`.
+    static func secret(_ name: String, at location: SourceLocation, in texts: [String: String], diagnostics: inout [Diagnostic]) -> [UInt8]? {
+        guard let text = Self.keyText(name, at: location, in: texts, diagnostics: &diagnostics) else {
             return nil
         }
         let secret = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
@@ -166,8 +174,7 @@ public enum RulesLoader {
         var keys: [AccountTokenKey] = []
         for (name, location) in entry.keyFiles {
             if name.hasSuffix(".pem") {
-                guard let text = texts[name] else {
-                    _ = Self.secret(name, at: location, in: texts, diagnostics: &diagnostics)
+                guard let text = Self.keyText(name, at: location, in: texts, diagnostics: &diagnostics) else {
                     continue
                 }
                 do {
