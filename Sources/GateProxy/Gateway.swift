@@ -36,6 +36,11 @@ public final class Gateway: Sendable {
     private let sweeper: Task<Void, Never>
     /// Shares the `scope: cluster` window counts and the bans through Redis (only with a Redis).
     private let clusterSync: Task<Void, Never>?
+    /// Moves the warm-up gate on and reads the sold-out routes' stock in Redis.
+    private let overloadWatch: Task<Void, Never>?
+    /// The warm-up gate and the sold-out latches (shared with every connection).
+    let warmup: WarmupController
+    let soldOut: SoldOutBoard
     static let sweepInterval = Duration.seconds(10)
     /// Exclusive Redis connections per event loop (the in-flight flags' `watch` mode leases one
     /// per transaction).
@@ -57,10 +62,15 @@ public final class Gateway: Sendable {
         abuse: AbuseGuard,
         inFlight: InFlightRegistry,
         flagStore: RedisFlagStore?,
+        warmup: WarmupController,
+        soldOut: SoldOutBoard,
+        scriptsLoaded: Bool,
         metrics: GatewayMetrics,
         logger: Logger
     ) {
         self.redis = redis
+        self.warmup = warmup
+        self.soldOut = soldOut
         self.abuse = abuse
         self.flagStore = flagStore
         self.sweeper = Task { [inFlight] in
@@ -78,6 +88,16 @@ public final class Gateway: Sendable {
                     await ClusterWindowSync.round(abuse: abuse, client: client, logger: logger)
                     await ClusterBanSync.round(abuse: abuse, client: client, logger: logger)
                 }
+            }
+        }
+        self.overloadWatch = Task { [routes, health] in
+            var watch = OverloadWatch(
+                phase: warmup.status(now: .now()).phase, redis: redis, flagStore: flagStore, scriptsLoaded: scriptsLoaded, warmup: warmup, soldOut: soldOut,
+                routes: routes, health: health, metrics: metrics, logger: logger
+            )
+            while !Task.isCancelled {
+                try? await Task.sleep(for: WarmupController.updateInterval)
+                await watch.round(now: .now())
             }
         }
         self.metrics = metrics
@@ -148,8 +168,20 @@ public final class Gateway: Sendable {
         self.connections.count
     }
 
-    /// Whether the gateway should get traffic: not draining, and every upstream has at least
-    /// one backend that takes traffic (the warm-up gate of a later issue adds Redis and ramp).
+    /// The warm-up gate now: its phase, the share of public requests it lets through, and
+    /// what it waits for (when it holds traffic back).
+    public func warmupStatus(at now: MonotonicInstant = .now()) -> (phase: WarmupGate.Phase, share: Double, waitingFor: String?) {
+        self.warmup.status(now: now)
+    }
+
+    /// Whether the route `id` (`POST /buy/ticket`) is answered "sold out" by its latch now, and
+    /// how many requests the latch answered since it closed.
+    public func soldOutState(route id: String) -> (latched: Bool, answered: Int) {
+        self.soldOut.state(route: id)
+    }
+
+    /// Whether the gateway should get traffic: not draining, the warm-up gate past warming
+    /// (ramping or ready), and every upstream has at least one backend that takes traffic.
     public func readiness(at now: MonotonicInstant = .now()) -> (ready: Bool, reason: String) {
         if self.draining.load(ordering: .relaxed) {
             return (false, "draining")
@@ -160,6 +192,10 @@ public final class Gateway: Sendable {
         }
         guard empty.isEmpty else {
             return (false, "no healthy backend in upstream " + empty.map(\.name).joined(separator: ", "))
+        }
+        let warmup = self.warmup.status(now: now)
+        if warmup.phase == .starting || warmup.phase == .warming {
+            return (false, "warming up: " + (warmup.waitingFor ?? "waiting"))
         }
         return (true, "serving")
     }
@@ -226,11 +262,14 @@ public final class Gateway: Sendable {
             redis = client
         }
         let settings = ProxySettings(configuration: configuration, metrics: metrics, redis: redis)
+        var scriptsLoaded = false
         if let flagStore = settings.flagStore, redisAnswered {
             // The flag scripts into Redis's cache before the first purchase. Not fatal: a script
-            // missing from the cache is loaded on first use (EVALSHA answers NOSCRIPT).
+            // missing from the cache is loaded on first use (EVALSHA answers NOSCRIPT); the
+            // warm-up gate waits for them (the overload watch tries again).
             do {
                 try await flagStore.loadScripts()
+                scriptsLoaded = true
             } catch {
                 logger.warning("in-flight flag scripts not loaded into redis; loaded on first use", metadata: ["error": "\(error)"])
             }
@@ -239,7 +278,8 @@ public final class Gateway: Sendable {
         let health = HealthBoard()
         health.sync(upstreams: rules.upstreams)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
-        for loop in group.makeIterator() {
+        let loopCount = Array(group.makeIterator()).count
+        for (index, loop) in group.makeIterator().enumerated() {
             let prefix = String(UInt32.random(in: .min ... .max), radix: 16) + "-"
             let bound = try await loop.submit {
                 let pool = UpstreamPool(
@@ -248,7 +288,10 @@ public final class Gateway: Sendable {
                     maximumIdle: configuration.limits.upstreamIdlePerLoop,
                     outboundBufferBytes: settings.outboundBufferBytes
                 )
-                return NIOLoopBound(LoopState(pool: pool, routes: routes, health: health, requestPrefix: prefix), eventLoop: loop)
+                let admission = LoopAdmission(configuration: configuration.admission, loopIndex: index, loopCount: loopCount)
+                return NIOLoopBound(
+                    LoopState(pool: pool, admission: admission, routes: routes, health: health, requestPrefix: prefix), eventLoop: loop
+                )
             }.get()
             loops[ObjectIdentifier(loop)] = bound
         }
@@ -305,14 +348,44 @@ public final class Gateway: Sendable {
             abuse: settings.abuse,
             inFlight: settings.inFlight,
             flagStore: settings.flagStore,
+            warmup: settings.warmup,
+            soldOut: settings.soldOut,
+            scriptsLoaded: scriptsLoaded,
             metrics: metrics,
             logger: logger
         )
         gateway.restartHealthChecks(rules.upstreams)
+        await gateway.awaitFirstChecks(rules: rules, redisAnswered: redisAnswered, scriptsLoaded: scriptsLoaded)
         logger.info("rules active", metadata: [
             "version": "\(rules.version)", "upstreams": "\(rules.upstreams.count)", "routes": "\(rules.routes.count)",
         ])
         return gateway
+    }
+
+    /// Waits (at most the longest health-check timeout, and a little) for the first check of
+    /// each backend, so the warm-up gate opens as soon as they pass rather than a round later.
+    private func awaitFirstChecks(rules: RuleSet, redisAnswered: Bool, scriptsLoaded: Bool) async {
+        let bound = (rules.upstreams.map(\.healthCheck.timeout).max() ?? .zero) + .milliseconds(100)
+        let start = MonotonicInstant.now()
+        let conditions = { [health] (now: MonotonicInstant) in
+            WarmupGate.Conditions(
+                redisAnswers: redisAnswered, scriptsLoaded: scriptsLoaded, rulesCompiled: true,
+                healthyBackends: health.provenHealthy(in: rules.upstreams, at: now)
+            )
+        }
+        while true {
+            let now = MonotonicInstant.now()
+            let phase = self.warmup.update(conditions(now), now: now).phase
+            if phase != .warming && phase != .starting || now - start >= bound {
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        let status = self.warmup.status(now: .now())
+        self.metrics.recordWarmup(phase: status.phase, share: status.share)
+        if let waiting = status.waitingFor {
+            self.logger.warning("warming up: public requests get 503 until the gateway is warm", metadata: ["detail": "\(waiting)"])
+        }
     }
 
     private static func bind(
@@ -413,6 +486,8 @@ public final class Gateway: Sendable {
     /// closed hard); then health checks stop and upstream pools close.
     public func shutdown(gracePeriod: Duration = .seconds(10)) async {
         self.draining.store(true, ordering: .relaxed)
+        self.warmup.drain()
+        self.overloadWatch?.cancel()
         self.certificateWatch?.cancel()
         self.sweeper.cancel()
         self.clusterSync?.cancel()

@@ -94,4 +94,17 @@ import Testing
         #expect(limit.limit == 40)
         #expect(limit.baseline == .milliseconds(5))
     }
+
+    @Test func anRTTWindowAveragesItsSamplesAndKeepsThePeakInFlight() {
+        var window = RTTWindow(minimumSamples: 3, minimumDuration: .milliseconds(100))
+        #expect(window.add(rtt: .milliseconds(10), inFlight: 4, now: Self.t0) == nil)
+        #expect(window.add(rtt: .milliseconds(20), inFlight: 9, now: Self.t0 + .milliseconds(50)) == nil)
+        // Three samples, but only 60 ms: not yet.
+        #expect(window.add(rtt: .milliseconds(30), inFlight: 2, now: Self.t0 + .milliseconds(60)) == nil)
+        let sample = window.add(rtt: .milliseconds(40), inFlight: 1, now: Self.t0 + .milliseconds(100))
+        #expect(sample?.rtt == .milliseconds(25))
+        #expect(sample?.inFlight == 9)
+        // The next window starts afresh.
+        #expect(window.add(rtt: .milliseconds(1), inFlight: 1, now: Self.t0 + .milliseconds(101)) == nil)
+    }
 }

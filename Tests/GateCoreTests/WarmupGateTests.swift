@@ -7,7 +7,7 @@ import Testing
     static let warm = WarmupGate.Conditions(redisAnswers: true, scriptsLoaded: true, rulesCompiled: true, healthyBackends: 2)
 
     @Test func nothingIsAdmittedUntilRedisScriptsRulesAndBackendsAreWarm() {
-        var gate = WarmupGate(.init(minimumHealthyBackends: 2, usesRedis: true))
+        var gate = WarmupGate(.init(minimumHealthyBackends: 2, ramp: .seconds(30), usesRedis: true))
         #expect(gate.phase == .starting && gate.share(now: Self.t0) == 0)
         var conditions = WarmupGate.Conditions(rulesCompiled: true, healthyBackends: 2)
         #expect(gate.update(conditions, now: Self.t0) == .warming)
@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func afterTheRampEverythingIsAdmittedAndLosingADependencyRewarms() {
-        var gate = WarmupGate(.init(ramp: .seconds(30), usesRedis: true))
+        var gate = WarmupGate(.init(ramp: .seconds(30), usesRedis: true, rewarmOnRedisLoss: true))
         gate.update(Self.warm, now: Self.t0)
         #expect(gate.update(Self.warm, now: Self.t0 + .seconds(30)) == .ready)
         #expect(gate.share(now: Self.t0 + .seconds(31)) == 1)
@@ -57,6 +57,16 @@ import Testing
         var lost = Self.warm
         lost.redisAnswers = false
         #expect(gate.update(lost, now: Self.t0 + .seconds(1)) == .ready)
+        // Not waiting for Redis at all: ready while it is down.
+        var lenient = WarmupGate(.init(usesRedis: true, waitForRedis: false))
+        #expect(lenient.update(lost, now: Self.t0) == .ready)
+        #expect(lenient.waitingFor(lost) == nil)
+        var strict = WarmupGate(.init(usesRedis: true))
+        #expect(strict.update(lost, now: Self.t0) == .warming)
+        #expect(strict.waitingFor(lost) == "waiting for redis")
+        // No gate at all.
+        var off = WarmupGate(.off)
+        #expect(off.update(WarmupGate.Conditions(rulesCompiled: true), now: Self.t0) == .ready)
         gate.drain()
         #expect(gate.update(Self.warm, now: Self.t0 + .seconds(2)) == .draining)
         #expect(gate.share(now: Self.t0 + .seconds(2)) == 0)

@@ -76,7 +76,11 @@ import Testing
     }
 
     @Test func fiveHundredsEjectABackend() async throws {
-        try await GatewayHarness.with(weights: [1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n") { harness in
+        // No warm-up gate: with every backend ejected it would answer 503 itself (code -5).
+        try await GatewayHarness.with(
+            weights: [1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n",
+            configure: { $0.warmup = .off }
+        ) { harness in
             let connection = try await harness.connect()
             var failing = 0
             for _ in 0..<40 {

@@ -57,7 +57,7 @@ import Testing
             let (users, farm, botnet) = try await (realUsers, zombies, hydra)
 
             #expect(users.count == 400)
-            #expect(users.allSatisfy { $0 == 200 }, "real users refused: \(users.filter { $0 != 200 }.count)")
+            #expect(users.allSatisfy { $0 == 200 }, "real users refused: \(users.filter { $0 != 200 })")
             #expect(farm == Array(repeating: 200, count: 10) + Array(repeating: 403, count: 40))
             #expect(botnet == Array(repeating: 200, count: 40) + Array(repeating: 403, count: 360))
             #expect(harness.gateway.blocked(kind: .ip).map(\.key) == ["127.2.0.1"])

@@ -104,7 +104,11 @@ import Testing
         let port = try await Self.portWithNothingListening()
         try await GatewayHarness.with(
             weights: [1], routes: Self.routes("{on_store_error: \(policy.rawValue)}"), extra: InFlightTests.clientIdentity,
-            configure: { $0.redis = "redis://127.0.0.1:\(port)" }
+            configure: {
+                $0.redis = "redis://127.0.0.1:\(port)"
+                // Serve while Redis is down: the rule's on_store_error decides.
+                $0.warmup.waitForRedis = false
+            }
         ) { harness in
             // The first request is at the backend when the second of the same account comes.
             let first = Task { try await Self.request(port: harness.port, group: harness.group, account: "dave", path: "/slow/3000") }
@@ -149,7 +153,11 @@ import Testing
         let port = try await Self.portWithNothingListening()
         try await GatewayHarness.with(
             weights: [1], routes: Self.routes("{on_store_error: closed}"), extra: InFlightTests.clientIdentity,
-            configure: { $0.redis = "redis://127.0.0.1:\(port)" }
+            configure: {
+                $0.redis = "redis://127.0.0.1:\(port)"
+                // Serve while Redis is down: the rule's on_store_error decides.
+                $0.warmup.waitForRedis = false
+            }
         ) { harness in
             let connection = try await harness.connect()
             for _ in 0..<2 {

@@ -178,7 +178,9 @@ struct GatewayConfigurationTests {
               min_healthy_backends: 2
               initial_share: 25%
               ramp: 10s
-              rewarm_on_redis_loss: false
+              wait_for_redis: false
+              rewarm_on_redis_loss: true
+              rewarm_on_backend_loss: false
             """)
         #expect(configured.admission.maximumInFlight == 400)
         #expect(configured.admission.queue == 50)
@@ -187,7 +189,9 @@ struct GatewayConfigurationTests {
         #expect(configured.warmup.minimumHealthyBackends == 2)
         #expect(configured.warmup.initialShare == 0.25)
         #expect(configured.warmup.ramp == .seconds(10))
-        #expect(!configured.warmup.rewarmOnRedisLoss && configured.warmup.rewarmOnBackendLoss)
+        #expect(!configured.warmup.waitForRedis && configured.warmup.rewarmOnRedisLoss && !configured.warmup.rewarmOnBackendLoss)
+        #expect(try Self.parse("warmup: false\n").warmup == WarmupGate.Configuration.off)
+        #expect(try Self.parse("warmup: true\n").warmup == WarmupGate.Configuration())
         // A fixed limit: no adaptive one; a small cap lowers the default adaptive bounds.
         #expect(try Self.parse("admission:\n  adaptive: false\n").admission.adaptive == nil)
         #expect(try Self.parse("admission:\n  max_in_flight: 64\n").admission.adaptive?.maximum == 64)

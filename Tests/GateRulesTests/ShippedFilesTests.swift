@@ -41,6 +41,11 @@ struct ShippedFilesTests {
         #expect(configuration.timeouts == Timeouts())
         #expect(configuration.limits == Limits())
         #expect(configuration.redis == nil)
+        #expect(configuration.admission == Admission())
+        // The defaults but a 30 s ramp after each start.
+        var warmup = WarmupGate.Configuration()
+        warmup.ramp = .seconds(30)
+        #expect(configuration.warmup == warmup)
     }
 
     @Test("gateway-tls.yaml has a TLS listener with files and a PROXY-protocol listener")

@@ -29,13 +29,17 @@ struct GatewayCommandTests {
             gateway.kill()
             try? FileManager.default.removeItem(at: directory)
         }
-        var connection: HTTPTestConnection?
+        // As a load balancer does: traffic once /readyz says so (the warm-up gate opens when the
+        // backend has passed its first health check).
         let up = try await eventually {
-            connection = try? await HTTPTestConnection.connect(port: port, group: group)
-            return connection != nil
+            guard let admin = try? await HTTPTestConnection.connect(port: adminPort, group: group) else {
+                return false
+            }
+            defer { Task { await admin.close() } }
+            return try await admin.request(.GET, "/readyz").status == 200
         }
-        #expect(up, "the gateway never listened: \(gateway.printed)")
-        let http = try #require(connection)
+        #expect(up, "the gateway never became ready: \(gateway.printed)")
+        let http = try await HTTPTestConnection.connect(port: port, group: group)
         let proxied = try await http.request(.GET, "/x")
         #expect(proxied.body == "first")
 
@@ -70,7 +74,7 @@ struct GatewayCommandTests {
         #expect(arrived)
         gateway.send(signal: SIGTERM)
         let answer = try await slow
-        #expect(answer.status == 200)
+        #expect(answer.status == 200, "\(answer.body)")
         let status = try await gateway.waitForExit(timeout: .seconds(15))
         #expect(status == 0, "\(gateway.printed)")
 

@@ -69,3 +69,37 @@ public struct AdaptiveConcurrencyLimit: Sendable {
         return self.limit
     }
 }
+
+/// Gathers the round-trip times of single requests into windows for `AdaptiveConcurrencyLimit`
+/// (as Netflix's `WindowedLimit`): one sample per window of at least `minimumSamples` requests
+/// and `minimumDuration`, its average RTT and the most requests under way in it. A limit moved
+/// per request would follow every scheduling hiccup; per window it follows the trend.
+public struct RTTWindow: Sendable {
+    public let minimumSamples: Int
+    public let minimumDuration: Duration
+    private var start: MonotonicInstant?
+    private var count = 0
+    private var totalNanoseconds: Double = 0
+    private var peakInFlight = 0
+
+    public init(minimumSamples: Int = 10, minimumDuration: Duration = .milliseconds(100)) {
+        self.minimumSamples = max(1, minimumSamples)
+        self.minimumDuration = max(.zero, minimumDuration)
+    }
+
+    /// Adds one request's `rtt` (with `inFlight` under way) at `now`; returns the window's
+    /// sample when the window is complete (and starts the next).
+    public mutating func add(rtt: Duration, inFlight: Int, now: MonotonicInstant) -> (rtt: Duration, inFlight: Int)? {
+        let start = self.start ?? now
+        self.start = start
+        self.count += 1
+        self.totalNanoseconds += Double(rtt.components.seconds) * 1e9 + Double(rtt.components.attoseconds) / 1e9
+        self.peakInFlight = max(self.peakInFlight, inFlight)
+        guard self.count >= self.minimumSamples, now - start >= self.minimumDuration else {
+            return nil
+        }
+        let sample = (Duration.nanoseconds(Int64(self.totalNanoseconds / Double(self.count))), self.peakInFlight)
+        self = RTTWindow(minimumSamples: self.minimumSamples, minimumDuration: self.minimumDuration)
+        return sample
+    }
+}

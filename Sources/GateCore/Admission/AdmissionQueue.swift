@@ -1,3 +1,24 @@
+/// Which requests go first when an upstream is at its limit (`priority:` on a route; a valid
+/// challenge pass makes a request `high` too).
+public enum AdmissionPriority: String, Sendable, Hashable, CaseIterable, Comparable {
+    /// Payments and clients holding a challenge pass: they already got somewhere.
+    case high
+    /// New purchase attempts and everything else.
+    case normal
+
+    /// Its queue, from 0 (served first).
+    var rank: Int {
+        switch self {
+        case .high: 0
+        case .normal: 1
+        }
+    }
+
+    public static func < (lhs: AdmissionPriority, rhs: AdmissionPriority) -> Bool {
+        lhs.rank < rhs.rank
+    }
+}
+
 /// Admission control in front of one group of backends: at most `limit` requests under way,
 /// the others waiting in a bounded FIFO queue per priority, each with a deadline. A request that
 /// would wait past its deadline is refused at once (the expected wait is the queue ahead of it
@@ -7,16 +28,7 @@
 /// Pure: the caller passes the time in, starts what `arrive`/`finish`/`expire` admit, and
 /// answers what they refuse. `Ticket` names a request.
 public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
-    public enum Priority: Int, Sendable, Hashable, CaseIterable, Comparable {
-        /// Payments and clients holding a challenge pass: they already got somewhere.
-        case high = 0
-        /// New purchase attempts and everything else.
-        case normal = 1
-
-        public static func < (lhs: Priority, rhs: Priority) -> Bool {
-            lhs.rawValue < rhs.rawValue
-        }
-    }
+    public typealias Priority = AdmissionPriority
 
     /// Why a request was refused; each is counted on its own.
     public enum Refusal: String, Sendable, Hashable, CaseIterable {
@@ -77,7 +89,7 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
 
     /// A request arrives at `now` with `priority`, to be started by `deadline` at the latest.
     public mutating func arrive(_ ticket: Ticket, priority: Priority, deadline: MonotonicInstant, now: MonotonicInstant) -> Arrival {
-        let ahead = Priority.allCases.filter { $0 <= priority }.reduce(0) { $0 + self.queues[$1.rawValue].count - self.heads[$1.rawValue] }
+        let ahead = Priority.allCases.filter { $0 <= priority }.reduce(0) { $0 + self.queues[$1.rank].count - self.heads[$1.rank] }
         if self.inFlight < self.limit, ahead == 0 {
             self.inFlight += 1
             return .admitted
@@ -88,7 +100,7 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
         guard now + self.expectedWait(ahead: ahead) <= deadline else {
             return .refused(.wouldMissDeadline)
         }
-        self.queues[priority.rawValue].append(Waiting(ticket: ticket, deadline: deadline))
+        self.queues[priority.rank].append(Waiting(ticket: ticket, deadline: deadline))
         return .queued
     }
 
@@ -114,7 +126,7 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
     @discardableResult
     public mutating func cancel(_ ticket: Ticket) -> Bool {
         for priority in Priority.allCases {
-            let index = priority.rawValue
+            let index = priority.rank
             if let position = self.queues[index][self.heads[index]...].firstIndex(where: { $0.ticket == ticket }) {
                 self.queues[index].remove(at: position)
                 return true
@@ -127,7 +139,7 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
         var admitted: [Ticket] = []
         var timedOut: [Ticket] = []
         for priority in Priority.allCases {
-            let index = priority.rawValue
+            let index = priority.rank
             while self.heads[index] < self.queues[index].count {
                 let waiting = self.queues[index][self.heads[index]]
                 if waiting.deadline < now {

@@ -23,22 +23,33 @@ public struct WarmupGate: Sendable {
         public var minimumHealthyBackends: Int
         public var initialShare: Double
         public var ramp: Duration
-        /// Whether a Redis is configured (then it must answer and the scripts be loaded).
+        /// Whether a Redis is configured (set by the gateway).
         public var usesRedis: Bool
+        /// Whether that Redis must answer and the scripts be loaded before traffic is let in
+        /// (`false`: each rule's `on_store_error` decides while it does not).
+        public var waitForRedis: Bool
+        /// Whether losing Redis later sends the gate back to `warming` (off by default: the
+        /// rules' `on_store_error` says what a purchase does without Redis).
         public var rewarmOnRedisLoss: Bool
         public var rewarmOnBackendLoss: Bool
 
         public init(
-            minimumHealthyBackends: Int = 1, initialShare: Double = 0.1, ramp: Duration = .seconds(30),
-            usesRedis: Bool = false, rewarmOnRedisLoss: Bool = true, rewarmOnBackendLoss: Bool = true
+            minimumHealthyBackends: Int = 1, initialShare: Double = 0.1, ramp: Duration = .zero,
+            usesRedis: Bool = false, waitForRedis: Bool = true, rewarmOnRedisLoss: Bool = false, rewarmOnBackendLoss: Bool = true
         ) {
             self.minimumHealthyBackends = max(0, minimumHealthyBackends)
             self.initialShare = min(1, max(0, initialShare))
             self.ramp = max(.zero, ramp)
             self.usesRedis = usesRedis
+            self.waitForRedis = waitForRedis
             self.rewarmOnRedisLoss = rewarmOnRedisLoss
             self.rewarmOnBackendLoss = rewarmOnBackendLoss
         }
+
+        /// No gate: ready at the first update, never sent back (`warmup: false`).
+        public static let off = Configuration(
+            minimumHealthyBackends: 0, initialShare: 1, ramp: .zero, waitForRedis: false, rewarmOnRedisLoss: false, rewarmOnBackendLoss: false
+        )
     }
 
     /// What the gateway knows about its dependencies now.
@@ -68,10 +79,11 @@ public struct WarmupGate: Sendable {
     /// `nil` when `conditions` are met.
     public func waitingFor(_ conditions: Conditions) -> String? {
         var missing: [String] = []
-        if self.configuration.usesRedis && !conditions.redisAnswers {
+        let needsRedis = self.configuration.usesRedis && self.configuration.waitForRedis
+        if needsRedis && !conditions.redisAnswers {
             missing.append("redis")
         }
-        if self.configuration.usesRedis && !conditions.scriptsLoaded {
+        if needsRedis && !conditions.scriptsLoaded {
             missing.append("redis scripts")
         }
         if !conditions.rulesCompiled {

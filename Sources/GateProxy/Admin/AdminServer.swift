@@ -101,7 +101,11 @@ struct AdminPages: Sendable {
             return self.json(.ok, ["status": "ok"])
         case (.GET, "/readyz"):
             let readiness = self.gateway.readiness()
-            return self.json(readiness.ready ? .ok : .serviceUnavailable, ["ready": readiness.ready, "reason": readiness.reason])
+            let warmup = self.gateway.warmupStatus()
+            return self.json(readiness.ready ? .ok : .serviceUnavailable, [
+                "ready": readiness.ready, "reason": readiness.reason,
+                "warmup": ["phase": warmup.phase.rawValue, "admitted_share": warmup.share],
+            ])
         case (.GET, "/metrics"):
             self.gateway.metrics.record(self.gateway.backendStatus())
             return Answer(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())

@@ -31,6 +31,13 @@ public final class GatewayMetrics: Sendable {
         case challengeSolved = "challenge_solved"
         /// Refused: the client's network is on a deny list (403).
         case denied
+        /// Refused: the upstream was at its admission limit (503, by reason in
+        /// `spikegate_shed_total`).
+        case shed
+        /// Answered "sold out" by the route's latch.
+        case soldOut = "sold_out"
+        /// Refused: the gateway is warming up (503).
+        case warmupRefused = "warmup_refused"
     }
 
     private let factory: any MetricsFactory
@@ -44,6 +51,10 @@ public final class GatewayMetrics: Sendable {
     private let challenged: Counter
     private let challengeSolved: Counter
     private let denied: Counter
+    private let shed: Counter
+    private let soldOut: Counter
+    private let warmupRefused: Counter
+    private let shedByReason: [AdmissionQueue<UInt64>.Refusal: Counter]
     /// Requests a `shadow` window would have refused or banned (they were forwarded).
     let windowShadowed: Counter
     /// Requests a `shadow` in-flight rule would have refused (they were forwarded).
@@ -81,6 +92,12 @@ public final class GatewayMetrics: Sendable {
         self.challenged = requests(.challenged)
         self.challengeSolved = requests(.challengeSolved)
         self.denied = requests(.denied)
+        self.shed = requests(.shed)
+        self.soldOut = requests(.soldOut)
+        self.warmupRefused = requests(.warmupRefused)
+        self.shedByReason = Dictionary(uniqueKeysWithValues: AdmissionQueue<UInt64>.Refusal.allCases.map { reason in
+            (reason, Counter(label: "spikegate_shed_total", dimensions: [("reason", reason.rawValue)], factory: factory))
+        })
         self.windowShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "window")], factory: factory)
         self.inFlightStoreErrors = Counter(label: "spikegate_store_errors_total", dimensions: [("rule", "in_flight")], factory: factory)
         self.inFlightShadowed = Counter(label: "spikegate_shadow_refusals_total", dimensions: [("rule", "in_flight")], factory: factory)
@@ -117,7 +134,33 @@ public final class GatewayMetrics: Sendable {
             self.challengeSolved.increment()
         case .denied:
             self.denied.increment()
+        case .shed:
+            self.shed.increment()
+        case .soldOut:
+            self.soldOut.increment()
+        case .warmupRefused:
+            self.warmupRefused.increment()
         }
+    }
+
+    /// A request shed for `reason` (also counted as the `shed` decision).
+    func countShed(_ reason: AdmissionQueue<UInt64>.Refusal) {
+        self.shed.increment()
+        self.shedByReason[reason]?.increment()
+    }
+
+    /// Sets the warm-up gauges: 1 for the phase the gate is in, 0 for the others, and the share
+    /// of public requests admitted.
+    func recordWarmup(phase: WarmupGate.Phase, share: Double) {
+        for each in WarmupGate.Phase.allCases {
+            Gauge(label: "spikegate_warmup_phase", dimensions: [("phase", each.rawValue)], factory: self.factory).record(each == phase ? 1 : 0)
+        }
+        Gauge(label: "spikegate_warmup_admitted_ratio", factory: self.factory).record(share)
+    }
+
+    /// Sets the gauge of routes answered by their sold-out latch.
+    func recordSoldOut(latchedRoutes: Int) {
+        Gauge(label: "spikegate_sold_out_latched_routes", factory: self.factory).record(latchedRoutes)
     }
 
     func count(_ expiry: ConnectionDeadlines.Expiry) {

@@ -22,17 +22,22 @@ final class LoopState {
     }
 
     let pool: UpstreamPool
+    /// This loop's admission control (its share of each upstream's limits).
+    let admission: LoopAdmission
     private let routesHolder: RoutesHolder
     private let health: HealthBoard
     private var cachedRoutes: ProxyRoutes
     private var balancers: [String: Balancer] = [:]
     /// Backends this loop last saw fail: the only ones whose successes are reported.
     private var failing: Set<BackendKey> = []
+    /// Requests this loop has under way per backend (for the backends' `max_in_flight`).
+    private var backendInFlight: [BackendKey: Int] = [:]
     private let requestPrefix: String
     private var requestCounter: UInt64 = 0
 
-    init(pool: UpstreamPool, routes: RoutesHolder, health: HealthBoard, requestPrefix: String) {
+    init(pool: UpstreamPool, admission: LoopAdmission, routes: RoutesHolder, health: HealthBoard, requestPrefix: String) {
         self.pool = pool
+        self.admission = admission
         self.routesHolder = routes
         self.health = health
         self.cachedRoutes = routes.routes
@@ -93,9 +98,9 @@ final class LoopState {
         }
     }
 
-    /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health
-    /// allows now, leaving out `excluded` (backends this request already failed to reach).
-    func pick(_ upstream: Upstream, excluding excluded: [Endpoint] = []) -> Backend? {
+    /// Brings the balancer of `upstream` up to date with health (and the admission limit with
+    /// the capacity of the backends that take traffic).
+    private func refreshBalancer(_ upstream: Upstream) {
         if self.balancers[upstream.name] == nil {
             self.balancers[upstream.name] = Balancer(
                 upstream: upstream,
@@ -105,30 +110,78 @@ final class LoopState {
                 recomputeAt: nil
             )
         }
+        let generation = self.health.generation
+        // Fields read one by one: a copy of the whole balancer would retain its arrays.
+        let seen = self.balancers[upstream.name]!.healthGeneration
+        let recomputeAt = self.balancers[upstream.name]!.recomputeAt
+        guard seen != generation || recomputeAt != nil else {
+            return
+        }
+        let now = MonotonicInstant.now()
+        guard seen != generation || recomputeAt.map({ now >= $0 }) == true else {
+            return
+        }
+        let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
+        // Updated in place: a copy out of the dictionary would copy its arrays.
+        self.balancers[upstream.name]!.weights = weights
+        self.balancers[upstream.name]!.healthGeneration = generation
+        self.balancers[upstream.name]!.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
+        var capacity: Int? = 0
+        for (backend, weight) in zip(upstream.backends, weights) where weight > 0 {
+            guard let cap = backend.maximumInFlight, let sum = capacity else {
+                capacity = nil
+                break
+            }
+            capacity = sum + self.admission.share(of: cap)
+        }
+        self.admission.setBackendCapacity(capacity.map { max(1, $0) }, upstream: upstream.name)
+    }
+
+    /// Admits a request for `upstream` (see `LoopAdmission.arrive`).
+    func admit(_ upstream: Upstream, priority: AdmissionPriority, now: MonotonicInstant, waiter: @escaping LoopAdmission.Waiter) -> LoopAdmission.Arrival {
+        self.refreshBalancer(upstream)
+        return self.admission.arrive(upstream: upstream.name, priority: priority, now: now, waiter: waiter)
+    }
+
+    /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health
+    /// allows now, leaving out `excluded` (backends this request already failed to reach) and
+    /// backends at their `max_in_flight`. The pick is counted as under way until `ended(_:)`.
+    func pick(_ upstream: Upstream, excluding excluded: [Endpoint] = []) -> Backend? {
+        self.refreshBalancer(upstream)
         // Updated in place: a copy out of the dictionary would copy its arrays on every pick.
-        let index = self.pick(in: &self.balancers[upstream.name]!, upstream: upstream, excluding: excluded)
-        return index.map { upstream.backends[$0] }
+        guard let index = self.pick(in: &self.balancers[upstream.name]!, upstream: upstream, excluding: excluded) else {
+            return nil
+        }
+        let backend = upstream.backends[index]
+        if backend.maximumInFlight != nil {
+            self.backendInFlight[BackendKey(upstream: upstream.name, endpoint: backend.endpoint), default: 0] += 1
+        }
+        return backend
     }
 
     private func pick(in balancer: inout Balancer, upstream: Upstream, excluding excluded: [Endpoint]) -> Int? {
-        let generation = self.health.generation
-        if balancer.healthGeneration != generation || balancer.recomputeAt != nil {
-            let now = MonotonicInstant.now()
-            if balancer.healthGeneration != generation || balancer.recomputeAt.map({ now >= $0 }) == true {
-                let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
-                balancer.weights = weights
-                balancer.healthGeneration = generation
-                balancer.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
-            }
-        }
-        guard !excluded.isEmpty else {
+        let capped = upstream.backends.contains { $0.maximumInFlight != nil }
+        guard !excluded.isEmpty || capped else {
             return balancer.roundRobin.pick(weights: balancer.weights)
         }
         var weights = balancer.weights
-        for (index, backend) in upstream.backends.enumerated() where excluded.contains(backend.endpoint) {
-            weights[index] = 0
+        for (position, backend) in upstream.backends.enumerated() {
+            if excluded.contains(backend.endpoint) {
+                weights[position] = 0
+            } else if let cap = backend.maximumInFlight,
+                      self.backendInFlight[BackendKey(upstream: upstream.name, endpoint: backend.endpoint), default: 0] >= self.admission.share(of: cap) {
+                weights[position] = 0
+            }
         }
         return balancer.roundRobin.pick(weights: weights)
+    }
+
+    /// A request sent to `key` by `pick` is over (answered, failed, or its client left).
+    func ended(_ key: BackendKey, capped: Bool) {
+        guard capped, let count = self.backendInFlight[key] else {
+            return
+        }
+        self.backendInFlight[key] = count > 1 ? count - 1 : nil
     }
 
     /// Reports how a forwarded request ended (failures always; a success only after a failure).

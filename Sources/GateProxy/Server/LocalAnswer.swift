@@ -5,9 +5,12 @@ import NIOHTTP1
 /// An answer the gateway gives itself instead of forwarding: a status and a JSON body
 /// `{"code":N,"reason":"…"}` that says why, as every SpikeGate refusal does.
 struct LocalAnswer: Sendable {
-    /// The `code` values of the gateway's own answers (the anti-cheat and overload work adds
-    /// -3 challenge and -5 overloaded).
+    /// The `code` values of the gateway's own answers.
     enum Code {
+        /// Shed: the upstream is at its limit, or the gateway is warming up (503).
+        static let overloaded = -5
+        /// The sale is over (the route's sold-out latch answers).
+        static let soldOut = -12
         /// The request was malformed or broke a limit (4xx).
         static let badRequest = -1
         /// The account already has a request in flight (429).
@@ -39,8 +42,11 @@ struct LocalAnswer: Sendable {
     /// refusals are answered at attack rates).
     let body: String
     let contentType: String
-    /// A binary body instead of `body` (an image).
+    /// A binary body instead of `body` (an image, a backend's answer repeated).
     let binary: [UInt8]?
+    /// The whole answer for an HTTP/1.1 client that keeps the connection, serialised once
+    /// (answers given at attack rates: see `prebuilt()`).
+    private var keepAliveBytes: ByteBuffer?
 
     private init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)], body: String, contentType: String, binary: [UInt8]? = nil) {
         self.status = status
@@ -71,6 +77,20 @@ struct LocalAnswer: Sendable {
         self.init(status: status, code: 0, reason: "image", headers: headers, body: "", contentType: "image/png", binary: png)
     }
 
+    /// A backend's answer kept to be given again (the sold-out latch): its status, content
+    /// type and body as they were.
+    init(status: HTTPResponseStatus, contentType: String, body: [UInt8], headers: [(String, String)] = []) {
+        self.init(status: status, code: 0, reason: "repeated", headers: headers, body: "", contentType: contentType, binary: body)
+    }
+
+    /// The same answer with its HTTP/1.1 keep-alive form serialised now, so giving it costs a
+    /// buffer copy instead of a serialisation.
+    func prebuilt() -> LocalAnswer {
+        var answer = self
+        answer.keepAliveBytes = self.bytes(minor: 1, close: false, allocator: ByteBufferAllocator())
+        return answer
+    }
+
     /// The plain refusal: `{"code":N,"reason":"…"}`.
     init(status: HTTPResponseStatus, code: Int, reason: String, headers: [(String, String)] = []) {
         self.init(
@@ -82,6 +102,9 @@ struct LocalAnswer: Sendable {
     /// The whole answer as bytes for an HTTP/1.`minor` client; `close` adds `Connection: close`
     /// (HTTP/1.0 clients kept alive get `Connection: keep-alive`).
     func bytes(minor: Int, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if minor == 1, !close, let prebuilt = self.keepAliveBytes {
+            return prebuilt
+        }
         let body = self.body
         let length = self.binary?.count ?? body.utf8.count
         var buffer = allocator.buffer(capacity: 160 + length)

@@ -24,7 +24,9 @@ extension ProxyServerHandler {
     )
 
     /// Bans (on every route) and the route's sliding windows: the refusal to answer, if any.
-    /// `client` is the client address when the caller has already resolved it.
+    /// `client` is the client address when the caller has already resolved it; `holdsPass` is
+    /// set when the request shows a valid challenge pass (it goes first when the upstream is
+    /// at its limit).
     func checkWindows(
         method: String,
         route: Route,
@@ -32,7 +34,8 @@ extension ProxyServerHandler {
         resolver: ClientAddressResolver,
         fields: [HTTP1Head.Field],
         account: String?,
-        client resolved: IPAddress?
+        client resolved: IPAddress?,
+        holdsPass: inout Bool
     ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
         let abuse = self.settings.abuse
         let windowRules = route.windowRules
@@ -57,6 +60,7 @@ extension ProxyServerHandler {
             switch PassToken.verify(text, keyring: rules.passKeys ?? self.settings.passKeys, client: client, route: route.id, now: Self.unixNow()) {
             case .success(let token):
                 pass = token
+                holdsPass = true
             case .failure(let refusal):
                 self.logger.debug("pass not accepted", metadata: ["peer": "\(ip)", "reason": "\(refusal.rawValue)"])
             }

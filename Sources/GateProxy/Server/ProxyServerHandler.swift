@@ -59,6 +59,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var sharedCheck: InFlightPolicy?
         /// The flag taken in Redis (given back, owner-safe, when the exchange ends).
         var shared: InFlightRegistry.Hold?
+        /// Where the request is in the upstream's admission control.
+        var admission = AdmissionState.released
+        /// Refuses the request when its wait for a slot reaches the deadline.
+        var queueTimer: Scheduled<Void>?
+        /// From admission to the answer's head (the adaptive limit's sample).
+        var serviceTime: Duration?
+        /// The backend counted against its `max_in_flight` for this request.
+        var countedBackend: BackendKey?
+        /// The route's sold-out signals, looked for in the answer.
+        var soldOutWatch: SoldOutWatch?
 
         init(method: String, minor: Int, keepAlive: Bool, upstreamHead: ByteBuffer, upstream: Upstream) {
             self.method = method
@@ -67,6 +77,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.upstreamHead = upstreamHead
             self.upstream = upstream
         }
+    }
+
+    /// A request's place in its upstream's admission control.
+    private enum AdmissionState {
+        /// Waiting in the queue under `ticket`.
+        case waiting(ticket: UInt64)
+        /// Holding a slot since `at`.
+        case admitted(at: MonotonicInstant)
+        /// Holding nothing (refused, or the slot given back).
+        case released
     }
 
     /// Where the client's byte stream is.
@@ -106,6 +126,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         didSet {
             if let old = oldValue, old !== self.exchange {
                 self.giveBackFlags(of: old)
+                self.giveBackSlot(of: old)
             }
         }
     }
@@ -396,6 +417,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
             return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)
         }
+        // The warm-up gate: after a (re)start, nothing before the dependencies are warm, then a
+        // rising share.
+        if !self.settings.warmup.admits(draw: Double.random(in: 0..<1), now: .now()) {
+            let answer = self.warmupAnswer(now: .now())
+            return self.answerHead(answer, decision: .warmupRefused, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+        }
         // Deny and allow lists, by client network (before the account: a denied network costs
         // no token check).
         var allowed = false
@@ -408,6 +435,20 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             allowed = routes.ruleSet.allow.contains(address)
             client = address
         }
+        // The sold-out latch: once the sale is over the gateway answers it, letting one request
+        // through every recheck (or reading the stock in Redis instead).
+        var probe = false
+        if let policy = route.soldOut {
+            let probes = policy.stock == nil || !self.settings.hasRedis
+            switch self.settings.soldOut.decide(route: route.id, probes: probes, now: .now()) {
+            case .forward:
+                break
+            case .probe:
+                probe = true
+            case .soldOut(let answer):
+                return self.answerHead(answer, decision: .soldOut, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+            }
+        }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
         let identity = routes.ruleSet.identity
         let account: String?
@@ -418,9 +459,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .success(let found):
             account = found
         }
+        var holdsPass = false
         if !allowed, let refusal = self.checkWindows(
             method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver,
-            fields: head.fields, account: account, client: client
+            fields: head.fields, account: account, client: client, holdsPass: &holdsPass
         ) {
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
@@ -435,9 +477,35 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.logger.debug("in-flight rule (shadow) would refuse", metadata: ["peer": "\(self.peerText)", "account": "\(account)"])
             }
         }
+        // Admission: a slot of the upstream's limit, a place in its queue, or 503 at once.
+        let admittedAt = MonotonicInstant.now()
+        var admission = AdmissionState.admitted(at: admittedAt)
+        let upstreamName = upstream.name
+        switch self.loop.admit(upstream, priority: holdsPass ? .high : route.priority, now: admittedAt, waiter: { ticket, refusal in
+            self.admissionDecided(ticket: ticket, refusal: refusal, upstream: upstreamName)
+        }) {
+        case .admitted:
+            break
+        case .queued(let ticket):
+            admission = .waiting(ticket: ticket)
+        case .refused(let reason):
+            if let hold {
+                self.settings.inFlight.release(hold)
+            }
+            self.settings.metrics.countShed(reason)
+            return self.answerHead(Self.shedAnswers[reason]!, decision: nil, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+        }
         guard self.machine.headAccepted(keepAlive: keepAlive) else {
             if let hold {
                 self.settings.inFlight.release(hold)
+            }
+            switch admission {
+            case .waiting(let ticket):
+                self.loop.admission.withdraw(upstream: upstreamName, ticket: ticket)
+            case .admitted:
+                self.loop.admission.finish(upstream: upstreamName, serviceTime: nil, now: admittedAt)
+            case .released:
+                break
             }
             self.protocolViolation(context: context)
             return nil
@@ -492,6 +560,18 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         if hold != nil, self.settings.flagStore != nil {
             exchange.sharedCheck = route.inFlight
         }
+        exchange.admission = admission
+        if case .waiting(let ticket) = admission {
+            exchange.queueTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.queueTimeout) {
+                // The deadline came before a slot: out of the queue, 503.
+                if self.loop.admission.withdraw(upstream: upstreamName, ticket: ticket) {
+                    self.admissionDecided(ticket: ticket, refusal: .timedOut, upstream: upstreamName)
+                }
+            }
+        }
+        if let policy = route.soldOut {
+            exchange.soldOutWatch = SoldOutWatch(policy: policy, route: route.id, probe: probe)
+        }
         self.exchange = exchange
         if expectsContinue && framing != .none {
             context.writeAndFlush(self.wrapOutboundOut(Self.continueAnswer), promise: nil)
@@ -507,7 +587,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// body is read with, or `nil` when the connection closes.
     private func answerHead(
         _ answer: LocalAnswer,
-        decision: GatewayMetrics.Decision,
+        decision: GatewayMetrics.Decision?,
         minor: Int,
         keepAlive: Bool,
         framing: RequestHeadCheck.BodyFraming,
@@ -517,7 +597,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.protocolViolation(context: context)
             return nil
         }
-        self.settings.metrics.count(decision)
+        if let decision {
+            self.settings.metrics.count(decision)
+        }
         self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
         return framing
     }
@@ -528,11 +610,65 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return
         }
         exchange.connectStarted = true
+        guard case .admitted = exchange.admission else {
+            // Goes on once admitted (`admissionDecided`).
+            return
+        }
+        self.proceed(exchange)
+    }
+
+    /// An admitted request whose body has begun (or ended): the account's flag in Redis if the
+    /// route asks for it, then the upstream.
+    private func proceed(_ exchange: Exchange) {
         if let policy = exchange.sharedCheck, let hold = exchange.hold, let store = self.settings.flagStore {
             exchange.sharedCheck = nil
             return self.takeSharedFlag(hold, policy: policy, store: store, for: exchange)
         }
         self.connectUpstream()
+    }
+
+    /// The queue let a waiting request in (`refusal` nil) or refused it.
+    private func admissionDecided(ticket: UInt64, refusal: AdmissionQueue<UInt64>.Refusal?, upstream: String) {
+        guard let exchange = self.exchange, case .waiting(let waiting) = exchange.admission, waiting == ticket else {
+            // Not this connection's request any more: a slot given to it goes back.
+            if refusal == nil {
+                self.loop.admission.finish(upstream: upstream, serviceTime: nil, now: .now())
+            }
+            return
+        }
+        exchange.queueTimer?.cancel()
+        exchange.queueTimer = nil
+        if let refusal {
+            exchange.admission = .released
+            self.settings.metrics.countShed(refusal)
+            self.perform(self.machine.upstreamUnavailable(), answer: Self.shedAnswers[refusal]!, decision: nil)
+            return
+        }
+        exchange.admission = .admitted(at: .now())
+        if exchange.connectStarted {
+            self.proceed(exchange)
+        }
+    }
+
+    /// Gives back what `exchange` holds in the admission control: its queue place or its slot
+    /// (with its service time for the adaptive limit), and its backend's count.
+    private func giveBackSlot(of exchange: Exchange) {
+        exchange.queueTimer?.cancel()
+        exchange.queueTimer = nil
+        let name = exchange.upstream.name
+        switch exchange.admission {
+        case .waiting(let ticket):
+            self.loop.admission.withdraw(upstream: name, ticket: ticket)
+        case .admitted:
+            self.loop.admission.finish(upstream: name, serviceTime: exchange.serviceTime, now: .now())
+        case .released:
+            break
+        }
+        exchange.admission = .released
+        if let key = exchange.countedBackend {
+            exchange.countedBackend = nil
+            self.loop.ended(key, capped: true)
+        }
     }
 
     /// Asks Redis for the account's flag (this gateway holds it locally already), then goes on
@@ -698,6 +834,11 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         guard let exchange = self.exchange else {
             return
         }
+        if let counted = exchange.countedBackend {
+            // A retry: the backend that could not be reached no longer counts this request.
+            exchange.countedBackend = nil
+            self.loop.ended(counted, capped: true)
+        }
         guard exchange.tried.count < self.settings.maximumConnectAttempts,
               let backend = self.loop.pick(exchange.upstream, excluding: exchange.tried)
         else {
@@ -706,6 +847,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 : "cannot connect to a backend of upstream \(exchange.upstream.name)")
         }
         exchange.backend = BackendKey(upstream: exchange.upstream.name, endpoint: backend.endpoint)
+        if backend.maximumInFlight != nil {
+            exchange.countedBackend = exchange.backend
+        }
         if let connection = self.loop.pool.takeIdle(backend.endpoint) {
             return self.bind(connection)
         }
@@ -769,13 +913,15 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     /// Answers `answer` (counted as `decision`) or closes, as the state machine decided.
-    private func perform(_ action: StateMachine.FailureAction, answer: LocalAnswer, decision: GatewayMetrics.Decision) {
+    private func perform(_ action: StateMachine.FailureAction, answer: LocalAnswer, decision: GatewayMetrics.Decision?) {
         guard let context = self.context else {
             return
         }
         switch action {
         case .answer(let keepAlive):
-            self.settings.metrics.count(decision)
+            if let decision {
+                self.settings.metrics.count(decision)
+            }
             let minor = self.exchange?.minor ?? 1
             let kept = self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
             if kept, self.machine.isIdle {
@@ -881,6 +1027,10 @@ extension ProxyServerHandler: UpstreamExchange {
         }
         self.cancelResponseTimer()
         self.settings.metrics.count(.forwarded)
+        if case .admitted(let at) = exchange.admission {
+            exchange.serviceTime = .now() - at
+        }
+        exchange.soldOutWatch?.head(head, bytes: bytes)
         if let key = exchange.backend {
             self.recordOutcome(key, failed: head.status >= 500)
         }
@@ -952,6 +1102,7 @@ extension ProxyServerHandler: UpstreamExchange {
         guard case .forward = self.machine.responseBody() else {
             return
         }
+        exchange.soldOutWatch?.body(data)
         if var head = self.pendingClientHead, !exchange.rechunk, data.readableBytes <= Self.coalescedBodyBytes {
             self.pendingClientHead = nil
             head.writeImmutableBuffer(data)
@@ -976,6 +1127,10 @@ extension ProxyServerHandler: UpstreamExchange {
         }
         guard case .finish(let reuseUpstream, let closeClient) = self.machine.responseEnd(upstreamKeepAlive: reusable) else {
             return
+        }
+        if let watch = exchange.soldOutWatch {
+            exchange.soldOutWatch = nil
+            self.settle(watch)
         }
         if let upstream = self.upstream {
             self.upstream = nil

@@ -22,6 +22,14 @@ struct ProxySettings: Sendable {
     let passKeys: PassToken.Keyring
     /// The flags shared through Redis, when the gateway has a Redis.
     let flagStore: RedisFlagStore?
+    /// Whether the gateway has a Redis (the sold-out stock is read there).
+    let hasRedis: Bool
+    /// How long a request may wait for an admission slot.
+    let queueTimeout: TimeAmount
+    /// The warm-up gate.
+    let warmup: WarmupController
+    /// The routes' sold-out latches.
+    let soldOut: SoldOutBoard
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil) {
         self.metrics = metrics
@@ -30,6 +38,12 @@ struct ProxySettings: Sendable {
         var generator = SystemRandomNumberGenerator()
         self.passKeys = PassToken.Keyring.random(using: &generator)
         self.flagStore = redis.map { RedisFlagStore(client: $0) }
+        self.hasRedis = redis != nil
+        self.queueTimeout = .nanoseconds(configuration.admission.queueTimeout.nanosecondsClamped)
+        var warmup = configuration.warmup
+        warmup.usesRedis = redis != nil
+        self.warmup = WarmupController(configuration: warmup)
+        self.soldOut = SoldOutBoard()
         let limits = configuration.limits
         let timeouts = configuration.timeouts
         self.headLimits = limits.requestHead

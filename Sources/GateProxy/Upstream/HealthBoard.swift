@@ -32,6 +32,9 @@ final class HealthBoard: Sendable {
     static let scale = 100
 
     private let records = Mutex<[BackendKey: BackendHealth]>([:])
+    /// Backends that passed an active check since they were configured (the warm-up gate
+    /// counts only those: a backend is assumed up for balancing, but not proven warm).
+    private let checked = Mutex<Set<BackendKey>>([])
     private let changes = Atomic<Int>(0)
 
     /// Bumped whenever a backend changes phase or the set of backends changes.
@@ -56,6 +59,11 @@ final class HealthBoard: Sendable {
             }
             records = kept
         }
+        self.checked.withLock { checked in
+            checked = checked.filter { key in
+                upstreams.contains { $0.name == key.upstream && $0.backends.contains { $0.endpoint == key.endpoint } }
+            }
+        }
         self.changes.add(1, ordering: .releasing)
     }
 
@@ -79,7 +87,21 @@ final class HealthBoard: Sendable {
 
     /// Records an active check; returns what changed.
     func recordCheck(_ key: BackendKey, passed: Bool, at now: MonotonicInstant) -> BackendHealth.Transition? {
-        self.record(key) { $0.recordCheck(passed: passed, at: now) }
+        if passed {
+            self.checked.withLock { _ = $0.insert(key) }
+        }
+        return self.record(key) { $0.recordCheck(passed: passed, at: now) }
+    }
+
+    /// Backends of `upstreams` that take traffic at `now`.
+    func serving(in upstreams: [Upstream], at now: MonotonicInstant) -> Int {
+        self.entries(for: upstreams, at: now).filter { $0.effectiveWeight > 0 }.count
+    }
+
+    /// Backends of `upstreams` that passed a check and take traffic at `now`.
+    func provenHealthy(in upstreams: [Upstream], at now: MonotonicInstant) -> Int {
+        let checked = self.checked.withLock { $0 }
+        return self.entries(for: upstreams, at: now).filter { checked.contains($0.key) && $0.effectiveWeight > 0 }.count
     }
 
     /// Records how a forwarded request ended; returns what changed.

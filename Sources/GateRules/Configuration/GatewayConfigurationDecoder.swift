@@ -179,11 +179,19 @@ struct GatewayConfigurationDecoder {
         admission.adaptive = AdaptiveConcurrencyLimit.Configuration(initial: initial, minimum: minimum, maximum: maximum)
     }
 
-    /// `warmup: {min_healthy_backends, initial_share: 10%, ramp, rewarm_on_redis_loss, rewarm_on_backend_loss}`.
+    /// `warmup: false`, or `{min_healthy_backends, initial_share: 10%, ramp, wait_for_redis,
+    /// rewarm_on_redis_loss, rewarm_on_backend_loss}`.
     private mutating func decodeWarmup(_ value: YAMLValue?, into warmup: inout WarmupGate.Configuration) {
+        if let value, value.isBoolean {
+            if let on = self.reader.boolean(value), !on {
+                warmup = WarmupGate.Configuration.off
+            }
+            return
+        }
         let fields = self.reader.fields(
-            of: value, keys: ["min_healthy_backends", "initial_share", "ramp", "rewarm_on_redis_loss", "rewarm_on_backend_loss"]
+            of: value, keys: ["min_healthy_backends", "initial_share", "ramp", "wait_for_redis", "rewarm_on_redis_loss", "rewarm_on_backend_loss"]
         )
+        warmup.waitForRedis = self.reader.boolean(fields?["wait_for_redis"]) ?? warmup.waitForRedis
         warmup.minimumHealthyBackends = self.reader.integer(fields?["min_healthy_backends"], in: 0...10_000) ?? warmup.minimumHealthyBackends
         warmup.ramp = self.reader.duration(fields?["ramp"], allowingZero: true) ?? warmup.ramp
         warmup.rewarmOnRedisLoss = self.reader.boolean(fields?["rewarm_on_redis_loss"]) ?? warmup.rewarmOnRedisLoss

@@ -1,3 +1,5 @@
+import GateCore
+
 /// Which upstream a request goes to: a path (exact or prefix) and optionally a method.
 ///
 /// Routes are tried in order (files by name, then the order within the file) and the first
@@ -23,15 +25,31 @@ public struct Route: Sendable, Hashable {
     }
 
     /// The method the request must have (case-sensitive, as HTTP says), or `nil` for any.
-    public var method: String?
+    public var method: String? {
+        didSet {
+            self.id = Self.id(method: self.method, match: self.match)
+        }
+    }
     /// The path the request must have.
-    public var match: Match
+    public var match: Match {
+        didSet {
+            self.id = Self.id(method: self.method, match: self.match)
+        }
+    }
+    /// The route as a short text (`POST /buy/ticket`, `* /orders/*`): what passes and the
+    /// sold-out latch are bound to. Made once, not per request.
+    public private(set) var id: String
     /// The name of the upstream the request goes to.
     public var upstream: String
     /// Whether the route sells (a purchase): the anti-cheat rules are on by default for it.
     public var purchase: Bool
     /// One request in flight per account, when on (by default on purchase routes).
     public var inFlight: InFlightPolicy?
+    /// Whether its requests go before others when the upstream is at its admission limit
+    /// (`priority: high` for payments).
+    public var priority: AdmissionPriority
+    /// When the gateway answers "sold out" itself for this route, if ever.
+    public var soldOut: SoldOutPolicy?
     /// The names of the sliding windows (`windows:`) that count this route's requests.
     public var windows: [String]
     /// Those windows' rules, looked up once when the rule set is compiled (not per request).
@@ -49,12 +67,17 @@ public struct Route: Sendable, Hashable {
         purchase: Bool = false,
         inFlight: InFlightPolicy? = nil,
         windows: [String] = [],
+        priority: AdmissionPriority = .normal,
+        soldOut: SoldOutPolicy? = nil,
         file: String,
         line: Int
     ) {
         self.windows = windows
+        self.priority = priority
+        self.soldOut = soldOut
         self.method = method
         self.match = match
+        self.id = Self.id(method: method, match: match)
         self.upstream = upstream
         self.purchase = purchase
         self.inFlight = inFlight
@@ -62,13 +85,12 @@ public struct Route: Sendable, Hashable {
         self.line = line
     }
 
-    /// The route as a short text (`POST /buy/ticket`, `* /orders/*`): what passes are bound to.
-    public var id: String {
-        switch self.match {
+    private static func id(method: String?, match: Match) -> String {
+        switch match {
         case .exact(let path):
-            return "\(self.method ?? "*") \(path)"
+            return "\(method ?? "*") \(path)"
         case .prefix(let prefix):
-            return "\(self.method ?? "*") \(prefix)*"
+            return "\(method ?? "*") \(prefix)*"
         }
     }
 

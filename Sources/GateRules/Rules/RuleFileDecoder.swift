@@ -84,10 +84,14 @@ struct RuleFileDecoder {
         var backends: [(backend: Backend, value: YAMLValue)] = []
         var complete = !elements.isEmpty
         for element in elements {
-            let fields = self.reader.fields(of: element, keys: ["address", "weight"])
+            let fields = self.reader.fields(of: element, keys: ["address", "weight", "max_in_flight"])
             let address = self.reader.required("address", in: fields)
             let endpoint = self.reader.endpoint(address, allowingPortZero: false)
             let weight = self.reader.integer(fields?["weight"], in: 1...1000) ?? 1
+            let maximumInFlight = self.reader.integer(fields?["max_in_flight"], in: 1...1_000_000)
+            if fields?["max_in_flight"] != nil && maximumInFlight == nil {
+                complete = false
+            }
             guard let endpoint, let address else {
                 complete = false
                 continue
@@ -100,7 +104,7 @@ struct RuleFileDecoder {
                 )
                 complete = false
             }
-            backends.append((Backend(endpoint: endpoint, weight: weight), address))
+            backends.append((Backend(endpoint: endpoint, weight: weight, maximumInFlight: maximumInFlight), address))
         }
         return complete ? backends.map(\.backend) : nil
     }
@@ -143,7 +147,7 @@ struct RuleFileDecoder {
     }
 
     private mutating func route(_ value: YAMLValue) -> RuleFile.RouteEntry? {
-        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream", "purchase", "in_flight", "windows"])
+        let fields = self.reader.fields(of: value, keys: ["path", "prefix", "method", "upstream", "purchase", "in_flight", "windows", "priority", "sold_out"])
         guard let fields else {
             return nil
         }
@@ -182,7 +186,16 @@ struct RuleFileDecoder {
                 windows.append((name, self.reader.location(of: element)))
             }
         }
-        guard let match, let upstream, method != nil || fields["method"] == nil, let purchase else {
+        let priority = self.choice(fields["priority"], of: AdmissionPriority.self, kind: "priority")
+        var soldOut: SoldOutPolicy?
+        var soldOutValid = true
+        if let value = fields["sold_out"] {
+            soldOut = self.soldOut(value)
+            soldOutValid = soldOut != nil
+        }
+        guard let match, let upstream, method != nil || fields["method"] == nil, let purchase,
+              priority != nil || fields["priority"] == nil, soldOutValid
+        else {
             return RuleFile.RouteEntry(location: location, upstream: upstream, route: nil, windows: windows)
         }
         return RuleFile.RouteEntry(
@@ -195,11 +208,58 @@ struct RuleFileDecoder {
                 purchase: purchase,
                 inFlight: inFlight,
                 windows: windows.map(\.name),
+                priority: priority ?? .normal,
+                soldOut: soldOut,
                 file: location.file,
                 line: location.line
             ),
             windows: windows
         )
+    }
+
+    /// `sold_out: {json_code: -1, header: X-Sold-Out, stock: {sale: ID} | {key, total, sold}, recheck: 1s}`:
+    /// at least one of the three signals.
+    private mutating func soldOut(_ value: YAMLValue) -> SoldOutPolicy? {
+        guard let fields = self.reader.fields(of: value, keys: ["json_code", "header", "stock", "recheck"]) else {
+            return nil
+        }
+        let before = self.reader.diagnostics.count
+        var policy = SoldOutPolicy()
+        policy.jsonCode = self.reader.integer(fields["json_code"], in: -1_000_000_000...1_000_000_000)
+        policy.header = fields["header"].flatMap { self.headerName($0, kind: "header", example: "X-Sold-Out") }
+        policy.recheck = self.reader.duration(fields["recheck"]) ?? policy.recheck
+        if let stock = fields["stock"], let stockFields = self.reader.fields(of: stock, keys: ["sale", "key", "total", "sold"]) {
+            switch (stockFields["sale"], stockFields["key"]) {
+            case (let sale?, nil):
+                if let name = self.reader.nonEmptyString(sale) {
+                    policy.stock = .sale(name)
+                }
+            case (nil, let key?):
+                if let name = self.reader.nonEmptyString(key) {
+                    policy.stock = SoldOutPolicy.Stock(
+                        key: name,
+                        totalField: stockFields["total"].flatMap { self.reader.nonEmptyString($0) } ?? "total",
+                        soldField: stockFields["sold"].flatMap { self.reader.nonEmptyString($0) } ?? "sold"
+                    )
+                }
+            case (_?, _?):
+                self.reader.report("stock names either a sale or a key, not both", at: stock, hint: "write stock: {sale: demo} for the ticket node's sale, or {key: HASH, total: FIELD, sold: FIELD}")
+            case (nil, nil):
+                self.reader.report("stock needs sale or key", at: stock, hint: "write stock: {sale: demo} for the ticket node's sale, or {key: HASH, total: FIELD, sold: FIELD}")
+            }
+        }
+        guard self.reader.diagnostics.count == before else {
+            return nil
+        }
+        guard policy.jsonCode != nil || policy.header != nil || policy.stock != nil else {
+            self.reader.report(
+                "sold_out says neither how a backend tells it (json_code, header) nor where the stock is (stock)",
+                at: value,
+                hint: "for the shipped ticket node write sold_out: {json_code: -1, stock: {sale: demo}}"
+            )
+            return nil
+        }
+        return policy
     }
 
     /// One entry of `windows:`: `key`, `length`, `scope`, `challenge_above` with `challenge` (`pow`,

@@ -1,0 +1,165 @@
+import GateCore
+import GateRedis
+import GateRules
+
+/// One event loop's admission control: for each upstream, this loop's share of the
+/// `admission:` limits (the cap, the adaptive limit's bounds, the queue) and of the backends'
+/// `max_in_flight`, so no request takes a lock to be admitted. Connections are spread over the
+/// loops evenly, so the shares add up to the configured totals.
+///
+/// The request is admitted, queued (its `waiter` is called once, with `nil` when admitted
+/// later, or the refusal when its deadline passes first), or refused on arrival.
+final class LoopAdmission {
+    /// A request waiting for a slot: called once with its ticket when it is admitted (`nil`)
+    /// or refused.
+    typealias Waiter = (UInt64, AdmissionQueue<UInt64>.Refusal?) -> Void
+
+    enum Arrival {
+        case admitted
+        case queued(ticket: UInt64)
+        case refused(AdmissionQueue<UInt64>.Refusal)
+    }
+
+    private final class Gate {
+        var queue: AdmissionQueue<UInt64>
+        var adaptive: AdaptiveConcurrencyLimit?
+        /// The adaptive limit moves once per window of answers.
+        var window = RTTWindow()
+        /// This loop's share of `max_in_flight`.
+        let cap: Int
+        /// This loop's share of the backends' `max_in_flight` over those taking traffic
+        /// (`nil`: some backend has none).
+        var backendCapacity: Int?
+        var waiters: [UInt64: Waiter] = [:]
+
+        init(cap: Int, queue: Int, adaptive: AdaptiveConcurrencyLimit?) {
+            self.cap = cap
+            self.adaptive = adaptive
+            self.queue = AdmissionQueue(limit: min(cap, adaptive?.limit ?? cap), maximumQueue: queue)
+        }
+
+        /// The limit now: the adaptive one (or the cap), under the backends' capacity.
+        func refreshLimit() {
+            var limit = min(self.cap, self.adaptive?.limit ?? self.cap)
+            if let capacity = self.backendCapacity {
+                limit = min(limit, capacity)
+            }
+            self.queue.limit = max(1, limit)
+        }
+    }
+
+    let configuration: Admission
+    /// This loop's place among `loopCount` loops (for its share of each limit).
+    let loopIndex: Int
+    let loopCount: Int
+    private var gates: [String: Gate] = [:]
+    private var nextTicket: UInt64 = 0
+
+    init(configuration: Admission, loopIndex: Int, loopCount: Int) {
+        self.configuration = configuration
+        self.loopIndex = loopIndex
+        self.loopCount = max(1, loopCount)
+    }
+
+    /// This loop's share of `total` (the remainder goes to the first loops; at least 1).
+    func share(of total: Int) -> Int {
+        max(1, total / self.loopCount + (self.loopIndex < total % self.loopCount ? 1 : 0))
+    }
+
+    private func gate(_ upstream: String) -> Gate {
+        if let gate = self.gates[upstream] {
+            return gate
+        }
+        let adaptive = self.configuration.adaptive.map { bounds in
+            AdaptiveConcurrencyLimit(AdaptiveConcurrencyLimit.Configuration(
+                initial: self.share(of: bounds.initial),
+                minimum: self.share(of: bounds.minimum),
+                maximum: self.share(of: bounds.maximum),
+                tolerance: bounds.tolerance,
+                smoothing: bounds.smoothing,
+                longWindow: bounds.longWindow
+            ))
+        }
+        let gate = Gate(cap: self.share(of: self.configuration.maximumInFlight), queue: self.share(of: self.configuration.queue), adaptive: adaptive)
+        self.gates[upstream] = gate
+        return gate
+    }
+
+    /// Sets how many requests the backends of `upstream` that take traffic may have from this
+    /// loop (`nil`: unbounded by them).
+    func setBackendCapacity(_ capacity: Int?, upstream: String) {
+        let gate = self.gate(upstream)
+        if gate.backendCapacity != capacity {
+            gate.backendCapacity = capacity
+            gate.refreshLimit()
+            self.settle(gate, now: .now())
+        }
+    }
+
+    /// A request for `upstream` arrives at `now`.
+    func arrive(upstream: String, priority: AdmissionPriority, now: MonotonicInstant, waiter: @escaping Waiter) -> Arrival {
+        let gate = self.gate(upstream)
+        self.nextTicket &+= 1
+        let ticket = self.nextTicket
+        switch gate.queue.arrive(ticket, priority: priority, deadline: now + self.configuration.queueTimeout, now: now) {
+        case .admitted:
+            return .admitted
+        case .queued:
+            gate.waiters[ticket] = waiter
+            return .queued(ticket: ticket)
+        case .refused(let refusal):
+            return .refused(refusal)
+        }
+    }
+
+    /// An admitted request of `upstream` ended; `serviceTime` from admission to the answer's
+    /// head (`nil`: no answer came). Admits the next waiting requests.
+    func finish(upstream: String, serviceTime: Duration?, now: MonotonicInstant) {
+        guard let gate = self.gates[upstream] else {
+            return
+        }
+        if let serviceTime, gate.adaptive != nil, let sample = gate.window.add(rtt: serviceTime, inFlight: gate.queue.inFlight, now: now) {
+            gate.adaptive!.sample(rtt: sample.rtt, inFlight: sample.inFlight)
+            gate.refreshLimit()
+        }
+        let (admitted, timedOut) = gate.queue.finish(serviceTime: serviceTime, now: now)
+        self.resolve(gate, admitted: admitted, timedOut: timedOut)
+    }
+
+    /// A waiting request is taken out (its deadline came, or its client left); returns whether
+    /// it was still waiting. Its waiter is not called.
+    @discardableResult
+    func withdraw(upstream: String, ticket: UInt64) -> Bool {
+        guard let gate = self.gates[upstream], gate.queue.cancel(ticket) else {
+            return false
+        }
+        gate.waiters[ticket] = nil
+        return true
+    }
+
+    /// Requests under way and waiting for `upstream` on this loop, and its limit now.
+    func load(upstream: String) -> (inFlight: Int, queued: Int, limit: Int) {
+        guard let gate = self.gates[upstream] else {
+            return (0, 0, self.share(of: self.configuration.maximumInFlight))
+        }
+        return (gate.queue.inFlight, gate.queue.queued, gate.queue.limit)
+    }
+
+    /// Admits what a raised limit lets through and refuses what is past its deadline.
+    private func settle(_ gate: Gate, now: MonotonicInstant) {
+        let (admitted, timedOut) = gate.queue.expire(now: now)
+        self.resolve(gate, admitted: admitted, timedOut: timedOut)
+    }
+
+    private func resolve(_ gate: Gate, admitted: [UInt64], timedOut: [UInt64]) {
+        for ticket in timedOut {
+            gate.waiters.removeValue(forKey: ticket)?(ticket, .timedOut)
+        }
+        for ticket in admitted {
+            gate.waiters.removeValue(forKey: ticket)?(ticket, nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension LoopAdmission: Sendable {}

@@ -1,0 +1,115 @@
+import GateCore
+import GateRules
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The sold-out latches of the routes with `sold_out:`, shared by every event loop (a route
+/// latched by one loop's answer is latched for all), keyed by route id so a rules reload keeps
+/// them.
+///
+/// While no route is latched, `decide` reads one atomic and takes no lock.
+final class SoldOutBoard: Sendable {
+    enum Decision {
+        case forward
+        /// Forward as the request that asks the backends again.
+        case probe
+        case soldOut(LocalAnswer)
+    }
+
+    private struct Entry {
+        var latch: SoldOutLatch
+        /// What is answered while latched: the backend's own sold-out answer, as it gave it.
+        var answer: LocalAnswer
+    }
+
+    /// The answer while latched when no backend answer was seen (the stock in Redis said so).
+    static let defaultAnswer = LocalAnswer(status: .ok, code: LocalAnswer.Code.soldOut, reason: "sold out").prebuilt()
+
+    private let entries = Mutex<[String: Entry]>([:])
+    private let latchedCount = Atomic(0)
+
+    /// What to do with a request on `route` at `now`. `probes`: whether a latched route lets
+    /// one request through every recheck (not when the stock in Redis is read instead).
+    func decide(route: String, probes: Bool, now: MonotonicInstant) -> Decision {
+        guard self.latchedCount.load(ordering: .relaxed) > 0 else {
+            return .forward
+        }
+        return self.entries.withLock { entries -> Decision in
+            guard var entry = entries[route] else {
+                return .forward
+            }
+            let decision = entry.latch.decide(now: now)
+            entries[route] = entry
+            switch decision {
+            case .forward:
+                return .forward
+            case .probe:
+                return probes ? .probe : .soldOut(entry.answer)
+            case .soldOut:
+                return .soldOut(entry.answer)
+            }
+        }
+    }
+
+    /// A backend (or the stock) said `route` is sold out at `now`; `answer` is what to repeat.
+    func latch(route: String, recheck: Duration, answer: LocalAnswer?, now: MonotonicInstant) {
+        let newlyLatched = self.entries.withLock { entries -> Bool in
+            var entry = entries[route] ?? Entry(latch: SoldOutLatch(recheck: recheck), answer: Self.defaultAnswer)
+            let wasOpen = entry.latch.state == .open
+            entry.latch.observedSoldOut(now: now)
+            if let answer {
+                entry.answer = answer
+            }
+            entries[route] = entry
+            return wasOpen
+        }
+        if newlyLatched {
+            self.latchedCount.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Tickets are there again on `route`: requests are forwarded.
+    func open(route: String) {
+        let wasLatched = self.entries.withLock { entries -> Bool in
+            guard var entry = entries[route], entry.latch.state != .open else {
+                return false
+            }
+            entry.latch.observedAvailable()
+            entries[route] = entry
+            return true
+        }
+        if wasLatched {
+            self.latchedCount.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Whether `route` is latched now, and how many requests it answered locally since.
+    func state(route: String) -> (latched: Bool, answered: Int) {
+        self.entries.withLock { entries in
+            guard let entry = entries[route] else {
+                return (false, 0)
+            }
+            return (entry.latch.state != .open, entry.latch.answeredLocally)
+        }
+    }
+
+    /// Routes latched now.
+    var latchedRoutes: Int {
+        self.latchedCount.load(ordering: .relaxed)
+    }
+
+    /// Whether an answer says "sold out" under `policy`: it carries the policy's header, or its
+    /// JSON body (`body`, when collected) has the policy's top-level `code`.
+    static func saysSoldOut(policy: SoldOutPolicy, hasHeader: Bool, body: [UInt8]?) -> Bool {
+        if hasHeader {
+            return true
+        }
+        guard let code = policy.jsonCode, let body, let members = try? JSONObjectReader.members(of: body),
+              case .number(let value)? = members["code"]
+        else {
+            return false
+        }
+        return value == Double(code)
+    }
+}
