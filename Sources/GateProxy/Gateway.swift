@@ -174,6 +174,23 @@ public final class Gateway: Sendable {
         self.warmup.status(now: now)
     }
 
+    /// The admission control of `upstream`, all event loops together: requests under way and
+    /// waiting, the limit now (the sum of the loops' shares), and the longest any admitted
+    /// request waited for its slot.
+    public func admission(upstream: String) async -> (inFlight: Int, queued: Int, limit: Int, longestWait: Duration) {
+        var total = (inFlight: 0, queued: 0, limit: 0, longestWait: Duration.zero)
+        for bound in self.loops.values {
+            guard let load = try? await bound.eventLoop.submit({ bound.value.admission.load(upstream: upstream) }).get() else {
+                continue
+            }
+            total.inFlight += load.inFlight
+            total.queued += load.queued
+            total.limit += load.limit
+            total.longestWait = max(total.longestWait, load.longestWait)
+        }
+        return total
+    }
+
     /// Whether the route `id` (`POST /buy/ticket`) is answered "sold out" by its latch now, and
     /// how many requests the latch answered since it closed.
     public func soldOutState(route id: String) -> (latched: Bool, answered: Int) {

@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func theAdaptiveLimitShrinksWhenLatencyRisesAndGrowsBackWhenItFalls() {
-        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, longWindow: 100))
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, probeInterval: 10_000))
         // Healthy: 10 ms at full use — the limit grows (by about √limit per step, smoothed).
         for _ in 0..<100 {
             limit.sample(rtt: .milliseconds(10), inFlight: limit.limit)
@@ -87,12 +87,45 @@ import Testing
     }
 
     @Test func anIdleBackendDoesNotRaiseTheLimit() {
-        var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000))
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000, probeInterval: 10_000))
         for _ in 0..<500 {
             limit.sample(rtt: .milliseconds(5), inFlight: 3)
         }
         #expect(limit.limit == 40)
         #expect(limit.baseline == .milliseconds(5))
+    }
+
+    @Test func theMinimumIsMeasuredAgainAtTheMinimumLimitEveryProbeInterval() {
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 20, minimum: 4, maximum: 100, probeInterval: 8))
+        #expect(limit.limit == 20)
+        // The first window came under load: its 30 ms is the first minimum.
+        limit.sample(rtt: .milliseconds(30), inFlight: 20)
+        #expect(limit.baseline == .milliseconds(30))
+        // After probeInterval / 4 windows, the first probe: two windows at the minimum limit,
+        // the second measured (10 ms: the load had been queueing).
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 20) == 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4) == 4)
+        let afterProbe = limit.sample(rtt: .milliseconds(10), inFlight: 4)
+        #expect(afterProbe > 4)
+        #expect(limit.baseline == .milliseconds(10))
+        // Against 10 ms, 30 ms under load is slow: the limit shrinks.
+        for _ in 0..<5 {
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
+        }
+        #expect(limit.limit < afterProbe)
+        // probeInterval windows later the next probe finds the backend slower for good: 30 ms
+        // is its new minimum, and the limit grows against it.
+        for _ in 0..<2 {
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
+        }
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit) == 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4) == 4)
+        let shrunk = limit.sample(rtt: .milliseconds(30), inFlight: 4)
+        #expect(limit.baseline == .milliseconds(30))
+        for _ in 0..<4 {
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
+        }
+        #expect(limit.limit > shrunk)
     }
 
     @Test func anRTTWindowAveragesItsSamplesAndKeepsThePeakInFlight() {

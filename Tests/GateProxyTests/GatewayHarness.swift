@@ -39,7 +39,8 @@ struct GatewayHarness {
 
     /// Starts `weights.count` backends and a gateway routing everything to them, runs `body`,
     /// and stops it all (also when `body` throws). `files` go into the rules directory beside
-    /// the rule file (key and list files).
+    /// the rule file (key and list files). Unless `awaitWarm` is false, `body` starts once the
+    /// warm-up gate lets traffic in (or after 5 s).
     static func with<Result>(
         weights: [Int],
         upstreamExtra: String = "    slow_start: 0s\n",
@@ -48,6 +49,7 @@ struct GatewayHarness {
         files: [String: String] = [:],
         threads: Int = 1,
         metrics: GatewayMetrics? = nil,
+        awaitWarm: Bool = true,
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         _ body: (GatewayHarness) async throws -> Result
     ) async throws -> Result {
@@ -75,6 +77,12 @@ struct GatewayHarness {
                 configuration: configuration, rules: rules, group: group, metrics: metrics ?? GatewayMetrics(), logger: logger
             )
             gateway = started
+            if awaitWarm {
+                // As a load balancer waits for /readyz: the warm-up gate opens once the first
+                // health checks pass, which a busy machine may take longer to run than the
+                // gateway's start waits for. Tests of dead backends go on after the bound.
+                _ = try await eventually { started.warmupStatus().phase == .ready || started.warmupStatus().phase == .ramping }
+            }
             let harness = GatewayHarness(group: group, backends: backends, gateway: started, rulesDirectory: directory)
             let result = try await body(harness)
             await harness.stop()

@@ -13,6 +13,11 @@ import NIOPosix
 /// - `/big/BYTES`: a body of BYTES bytes, streamed in 16 KiB writes that wait for writability.
 /// - `/chunked/BYTES`: the same body without a length (NIO frames it chunked).
 /// - `/close/BYTES`: the same body as HTTP/1.0 without a length: it ends when the backend closes.
+/// - `/work/MS`: MS milliseconds of work in one of the backend's `slots` (a thread pool: with
+///   all slots busy it waits its turn, FIFO), then 200.
+/// - `/sale`: a sale of `stock` tickets as the ticket node answers it: `{"code":1,…}` while
+///   there are tickets, then `{"code":-1,"msg":"sold out"}` with `X-Sold-Out: 1` (200 either way).
+/// - `GET /health` answers 503 while `healthy` is false.
 /// - anything else: 200 with body `NAME`; headers `X-Backend: NAME` and `X-Seen-*` echoing the
 ///   request's `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id` and body length.
 public final class TestBackend: Sendable {
@@ -24,6 +29,11 @@ public final class TestBackend: Sendable {
         /// Requests being answered right now, and the most there ever were at once.
         var inProgress = 0
         var peakInProgress = 0
+        /// `/work` requests in a slot, and those waiting for one.
+        var busySlots = 0
+        var waitingForSlot: [@Sendable () -> Void] = []
+        var stock = 0
+        var healthy = true
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -81,6 +91,30 @@ public final class TestBackend: Sendable {
             headers.add(name: "X-Seen-Body-Bytes", value: String(self.bodyBytes))
             let parts = head.uri.split(separator: "/")
             var status = HTTPResponseStatus.ok
+            if isHealth && !self.backend.healthy {
+                status = .serviceUnavailable
+            }
+            if head.uri == "/sale" {
+                let sold = self.backend.counts.withLockedValue { counts -> Bool in
+                    guard counts.stock > 0 else {
+                        return false
+                    }
+                    counts.stock -= 1
+                    return true
+                }
+                let text = sold ? "{\"code\":1,\"msg\":\"ok\"}" : "{\"code\":-1,\"msg\":\"sold out\"}"
+                headers.add(name: "Content-Type", value: "application/json")
+                if !sold {
+                    headers.add(name: "X-Sold-Out", value: "1")
+                }
+                headers.add(name: "Content-Length", value: String(text.utf8.count))
+                finished()
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            var work: TimeAmount?
             var delay: TimeAmount?
             var bigBody: Int?
             var framing = "length"
@@ -90,6 +124,8 @@ public final class TestBackend: Sendable {
                     status = HTTPResponseStatus(statusCode: number)
                 case "slow":
                     delay = .milliseconds(Int64(number))
+                case "work":
+                    work = .milliseconds(Int64(number))
                 case "big":
                     bigBody = number
                 case "chunked", "close":
@@ -126,8 +162,41 @@ public final class TestBackend: Sendable {
             }
             if let delay {
                 context.eventLoop.assumeIsolated().scheduleTask(in: delay) { send() }
+            } else if let work {
+                self.inSlot(work: work, context: context, then: send)
             } else {
                 send()
+            }
+        }
+
+        /// Runs `work` in a free slot (or waits for one, FIFO), then `then` on this loop.
+        private func inSlot(work: TimeAmount, context: ChannelHandlerContext, then: @escaping () -> Void) {
+            let loop = context.eventLoop
+            let backend = self.backend
+            let finish = NIOLoopBound(then, eventLoop: loop)
+            @Sendable func start() {
+                loop.scheduleTask(in: work) {
+                    let next = backend.counts.withLockedValue { counts -> (@Sendable () -> Void)? in
+                        if counts.waitingForSlot.isEmpty {
+                            counts.busySlots -= 1
+                            return nil
+                        }
+                        return counts.waitingForSlot.removeFirst()
+                    }
+                    next?()
+                    finish.value()
+                }
+            }
+            let startNow = backend.counts.withLockedValue { counts -> Bool in
+                if counts.busySlots < backend.slots {
+                    counts.busySlots += 1
+                    return true
+                }
+                counts.waitingForSlot.append { loop.execute { start() } }
+                return false
+            }
+            if startNow {
+                start()
             }
         }
 
@@ -184,21 +253,24 @@ public final class TestBackend: Sendable {
 
     public let name: String
     public let port: Int
+    /// How many `/work` requests it serves at once.
+    public let slots: Int
     private let group: any EventLoopGroup
     private let counts = NIOLockedValueBox(Counts())
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
-    private init(name: String, port: Int, group: any EventLoopGroup) {
+    private init(name: String, port: Int, slots: Int, group: any EventLoopGroup) {
         self.name = name
         self.port = port
+        self.slots = slots
         self.group = group
     }
 
-    /// Starts a backend on 127.0.0.1 (port 0: a free one).
-    public static func start(name: String, port: Int = 0, group: any EventLoopGroup) async throws -> TestBackend {
+    /// Starts a backend on 127.0.0.1 (port 0: a free one) serving `slots` `/work` requests at once.
+    public static func start(name: String, port: Int = 0, slots: Int = 10, group: any EventLoopGroup) async throws -> TestBackend {
         let chosen = port == 0 ? try freeLoopbackPort() : port
-        let backend = TestBackend(name: name, port: chosen, group: group)
+        let backend = TestBackend(name: name, port: chosen, slots: slots, group: group)
         try await backend.listen()
         return backend
     }
@@ -245,6 +317,18 @@ public final class TestBackend: Sendable {
     /// The most requests (health checks aside) this backend was answering at one time.
     public var peakConcurrentRequests: Int {
         self.counts.withLockedValue { $0.peakInProgress }
+    }
+
+    /// Tickets `/sale` still sells; set to restock.
+    public var stock: Int {
+        get { self.counts.withLockedValue { $0.stock } }
+        set { self.counts.withLockedValue { $0.stock = newValue } }
+    }
+
+    /// Whether `GET /health` answers 200 (else 503).
+    public var healthy: Bool {
+        get { self.counts.withLockedValue { $0.healthy } }
+        set { self.counts.withLockedValue { $0.healthy = newValue } }
     }
 
     /// Forgets the counts.

@@ -1,68 +1,102 @@
-/// A concurrency limit that follows the backend's latency, after Netflix's Gradient2: a long
-/// average of the round-trip time stands for "healthy", the latest sample for "now"; when
-/// "now" is slower than "healthy" (beyond `tolerance`) the limit shrinks by their ratio, when it
-/// is not the limit grows by a headroom of √limit; each step is smoothed and kept within bounds.
-/// The limit only grows while the load uses at least half of it (an idle backend says nothing
-/// about how much it can take). Pure: samples are passed in.
+/// A concurrency limit that follows the backend's latency against its measured minimum, as
+/// Envoy's adaptive concurrency filter: the minimum round-trip time stands for "healthy", each
+/// window's average for "now"; when "now" is slower than the minimum (beyond `tolerance`) the
+/// limit shrinks by their ratio (Gradient2's gradient, at most halving it), otherwise it grows
+/// by a headroom of √limit; each step is smoothed and kept within bounds. The limit only grows
+/// while the load uses at least half of it (an idle backend says nothing about its capacity).
+///
+/// The first window's average is the first minimum; it is measured again every `probeInterval`
+/// windows (the first time after `probeInterval / 4`, since a first window under full load
+/// shows the overloaded latency): the limit drops to its
+/// minimum for two windows (the first lets the requests under way finish, the second is the
+/// measurement), so a minimum taken under load does not creep up with it. Pure: samples come in.
 public struct AdaptiveConcurrencyLimit: Sendable {
     public struct Configuration: Sendable, Hashable {
         public var initial: Int
         public var minimum: Int
         public var maximum: Int
-        /// How much slower than the long average a sample may be before the limit shrinks.
+        /// How much slower than the minimum a window may be before the limit shrinks.
         public var tolerance: Double
         /// Weight of each new limit (0…1).
         public var smoothing: Double
-        /// Samples the long average spans.
-        public var longWindow: Int
+        /// Windows between two measurements of the minimum round-trip time.
+        public var probeInterval: Int
 
-        public init(initial: Int = 20, minimum: Int = 4, maximum: Int = 1000, tolerance: Double = 1.5, smoothing: Double = 0.2, longWindow: Int = 600) {
+        public init(initial: Int = 20, minimum: Int = 4, maximum: Int = 1000, tolerance: Double = 1.5, smoothing: Double = 0.2, probeInterval: Int = 200) {
             self.minimum = max(1, minimum)
             self.maximum = max(self.minimum, maximum)
             self.initial = min(max(initial, self.minimum), self.maximum)
             self.tolerance = max(1, tolerance)
             self.smoothing = min(max(smoothing, 0.01), 1)
-            self.longWindow = max(2, longWindow)
+            self.probeInterval = max(4, probeInterval)
         }
+    }
+
+    private enum Probe: Sendable {
+        case none
+        /// The limit is held at the minimum; the next window still carries the requests
+        /// admitted before.
+        case settling
+        /// The next window is the measurement.
+        case measuring
     }
 
     public let configuration: Configuration
     private var estimate: Double
     /// Nanoseconds; `nil` before the first sample.
-    private var longRTT: Double?
+    private var minimumRTT: Double?
+    private var windowsSinceProbe = 0
+    private var probe = Probe.none
+    private var probes = 0
 
     public init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.estimate = Double(configuration.initial)
     }
 
-    /// The limit now.
+    /// The limit now (its minimum while the minimum round-trip time is being measured).
     public var limit: Int {
-        Int(self.estimate.rounded(.down))
+        if case .none = self.probe {
+            return Int(self.estimate.rounded(.down))
+        }
+        return self.configuration.minimum
     }
 
-    /// The long (healthy) round-trip time, if any sample came.
+    /// The minimum round-trip time measured, if any sample came.
     public var baseline: Duration? {
-        self.longRTT.map { .nanoseconds(Int64($0)) }
+        self.minimumRTT.map { .nanoseconds(Int64($0)) }
     }
 
-    /// Takes one answered request's round-trip time, with `inFlight` requests under way when it
-    /// ended; returns the new limit.
+    /// Takes one window's average round-trip time, with at most `inFlight` requests under way
+    /// in it; returns the new limit.
     @discardableResult
     public mutating func sample(rtt: Duration, inFlight: Int) -> Int {
         let short = max(1, Double(rtt.components.seconds) * 1e9 + Double(rtt.components.attoseconds) / 1e9)
-        let window = Double(self.configuration.longWindow)
-        var long = self.longRTT.map { $0 + (short - $0) / window } ?? short
-        // After a lasting slow-down the "healthy" average would trail for ages: let it fall
-        // towards the present while the present is much faster.
-        if long / short > 2 {
-            long *= 0.95
+        switch self.probe {
+        case .settling:
+            self.probe = .measuring
+            return self.limit
+        case .measuring:
+            // Measured at the minimum concurrency: the backend's own latency.
+            self.minimumRTT = short
+            self.probe = .none
+            return self.limit
+        case .none:
+            break
         }
-        self.longRTT = long
-        if Double(inFlight) < self.estimate / 2 {
+        self.minimumRTT = min(self.minimumRTT ?? short, short)
+        self.windowsSinceProbe += 1
+        let due = self.probes == 0 ? self.configuration.probeInterval / 4 : self.configuration.probeInterval
+        if self.windowsSinceProbe >= due {
+            self.probes += 1
+            self.windowsSinceProbe = 0
+            self.probe = .settling
             return self.limit
         }
-        let gradient = min(1, max(0.5, self.configuration.tolerance * long / short))
+        guard Double(inFlight) >= self.estimate / 2, let minimum = self.minimumRTT else {
+            return self.limit
+        }
+        let gradient = min(1, max(0.5, self.configuration.tolerance * minimum / short))
         let proposed = self.estimate * gradient + self.estimate.squareRoot()
         let smoothed = self.estimate * (1 - self.configuration.smoothing) + proposed * self.configuration.smoothing
         self.estimate = min(Double(self.configuration.maximum), max(Double(self.configuration.minimum), smoothed))

@@ -31,6 +31,10 @@ final class LoopAdmission {
         /// (`nil`: some backend has none).
         var backendCapacity: Int?
         var waiters: [UInt64: Waiter] = [:]
+        /// When each waiting request arrived (for the longest wait).
+        var arrivals: [UInt64: MonotonicInstant] = [:]
+        /// The longest a request waited before it was admitted.
+        var longestWait = Duration.zero
 
         init(cap: Int, queue: Int, adaptive: AdaptiveConcurrencyLimit?) {
             self.cap = cap
@@ -77,7 +81,7 @@ final class LoopAdmission {
                 maximum: self.share(of: bounds.maximum),
                 tolerance: bounds.tolerance,
                 smoothing: bounds.smoothing,
-                longWindow: bounds.longWindow
+                probeInterval: bounds.probeInterval
             ))
         }
         let gate = Gate(cap: self.share(of: self.configuration.maximumInFlight), queue: self.share(of: self.configuration.queue), adaptive: adaptive)
@@ -106,6 +110,7 @@ final class LoopAdmission {
             return .admitted
         case .queued:
             gate.waiters[ticket] = waiter
+            gate.arrivals[ticket] = now
             return .queued(ticket: ticket)
         case .refused(let refusal):
             return .refused(refusal)
@@ -123,7 +128,7 @@ final class LoopAdmission {
             gate.refreshLimit()
         }
         let (admitted, timedOut) = gate.queue.finish(serviceTime: serviceTime, now: now)
-        self.resolve(gate, admitted: admitted, timedOut: timedOut)
+        self.resolve(gate, admitted: admitted, timedOut: timedOut, now: now)
     }
 
     /// A waiting request is taken out (its deadline came, or its client left); returns whether
@@ -134,24 +139,31 @@ final class LoopAdmission {
             return false
         }
         gate.waiters[ticket] = nil
+        gate.arrivals[ticket] = nil
         return true
     }
 
-    /// Requests under way and waiting for `upstream` on this loop, and its limit now.
-    func load(upstream: String) -> (inFlight: Int, queued: Int, limit: Int) {
+    /// Requests under way and waiting for `upstream` on this loop, its limit now, and the
+    /// longest any request waited before it was admitted.
+    func load(upstream: String) -> (inFlight: Int, queued: Int, limit: Int, longestWait: Duration) {
         guard let gate = self.gates[upstream] else {
-            return (0, 0, self.share(of: self.configuration.maximumInFlight))
+            return (0, 0, self.share(of: self.configuration.maximumInFlight), .zero)
         }
-        return (gate.queue.inFlight, gate.queue.queued, gate.queue.limit)
+        return (gate.queue.inFlight, gate.queue.queued, gate.queue.limit, gate.longestWait)
     }
 
     /// Admits what a raised limit lets through and refuses what is past its deadline.
     private func settle(_ gate: Gate, now: MonotonicInstant) {
         let (admitted, timedOut) = gate.queue.expire(now: now)
-        self.resolve(gate, admitted: admitted, timedOut: timedOut)
+        self.resolve(gate, admitted: admitted, timedOut: timedOut, now: now)
     }
 
-    private func resolve(_ gate: Gate, admitted: [UInt64], timedOut: [UInt64]) {
+    private func resolve(_ gate: Gate, admitted: [UInt64], timedOut: [UInt64], now: MonotonicInstant) {
+        for ticket in timedOut + admitted {
+            if let arrival = gate.arrivals.removeValue(forKey: ticket), admitted.contains(ticket) {
+                gate.longestWait = max(gate.longestWait, now - arrival)
+            }
+        }
         for ticket in timedOut {
             gate.waiters.removeValue(forKey: ticket)?(ticket, .timedOut)
         }

@@ -655,6 +655,12 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private func giveBackSlot(of exchange: Exchange) {
         exchange.queueTimer?.cancel()
         exchange.queueTimer = nil
+        // The backend first: finishing the slot may start the next request at once, and it may
+        // pick this backend.
+        if let key = exchange.countedBackend {
+            exchange.countedBackend = nil
+            self.loop.ended(key, capped: true)
+        }
         let name = exchange.upstream.name
         switch exchange.admission {
         case .waiting(let ticket):
@@ -665,10 +671,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             break
         }
         exchange.admission = .released
-        if let key = exchange.countedBackend {
-            exchange.countedBackend = nil
-            self.loop.ended(key, capped: true)
-        }
     }
 
     /// Asks Redis for the account's flag (this gateway holds it locally already), then goes on
