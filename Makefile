@@ -10,9 +10,10 @@ DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx
 BENCH_PROXY_PACKAGES := wrk nginx haproxy redis-tools
+BENCH_OVERLOAD_PACKAGES := wrk nginx haproxy python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy build release test demo bench-redis bench-node bench-proxy clean
+.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy deps-bench-overload build release test demo bench-redis bench-node bench-proxy bench-overload clean
 
 help:
 	@echo "make demo         install missing packages, build, run the flash-sale demo"
@@ -23,6 +24,7 @@ help:
 	@echo "make bench-redis  GateRedis vs redis-benchmark on the same server, as ratios"
 	@echo "make bench-node   ab and wrk against one ticket node and 4 nodes behind nginx (weights 1-4)"
 	@echo "make bench-proxy  wrk through spikegate gateway, nginx and haproxy (one thread each) to one backend, vs direct"
+	@echo "make bench-overload  the sold-out latch vs haproxy proxying the answer; refusals under 10x overload"
 
 # Installs only what is missing; `apt-get update` runs once, and only when something is missing.
 deps:
@@ -43,6 +45,9 @@ deps-bench-node:
 
 deps-bench-proxy:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_PROXY_PACKAGES)"
+
+deps-bench-overload:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_OVERLOAD_PACKAGES)"
 
 build: deps
 	$(SWIFT) build
@@ -71,6 +76,10 @@ bench-node: deps-bench-node release
 # Knobs: ROUNDS, DURATION, CONCURRENCY, WARMUP, SPIKEGATE_BIN, SKIP_SPIKEGATE (see the script).
 bench-proxy: deps-bench-proxy release
 	@bash Deploy/bench/bench-proxy.sh
+
+# Knobs: ROUNDS, DURATION, CONCURRENCY, RATE, SPIKEGATE_BIN (see the script).
+bench-overload: deps-bench-overload release
+	@bash Deploy/bench/bench-overload.sh
 
 clean:
 	rm -rf .build

@@ -296,6 +296,7 @@ public final class Gateway: Sendable {
         health.sync(upstreams: rules.upstreams)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]
         let loopCount = Array(group.makeIterator()).count
+        let epoch = MonotonicInstant.now()
         for (index, loop) in group.makeIterator().enumerated() {
             let prefix = String(UInt32.random(in: .min ... .max), radix: 16) + "-"
             let bound = try await loop.submit {
@@ -305,7 +306,7 @@ public final class Gateway: Sendable {
                     maximumIdle: configuration.limits.upstreamIdlePerLoop,
                     outboundBufferBytes: settings.outboundBufferBytes
                 )
-                let admission = LoopAdmission(configuration: configuration.admission, loopIndex: index, loopCount: loopCount)
+                let admission = LoopAdmission(configuration: configuration.admission, loopIndex: index, loopCount: loopCount, epoch: epoch)
                 return NIOLoopBound(
                     LoopState(pool: pool, admission: admission, routes: routes, health: health, requestPrefix: prefix), eventLoop: loop
                 )

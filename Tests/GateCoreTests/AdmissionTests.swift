@@ -63,69 +63,83 @@ import Testing
         #expect(order == ["pay-1", "buy-2"])
     }
 
-    @Test func theAdaptiveLimitShrinksWhenLatencyRisesAndGrowsBackWhenItFalls() {
-        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, probeInterval: 10_000))
-        // Healthy: 10 ms at full use — the limit grows (by about √limit per step, smoothed).
-        for _ in 0..<100 {
-            limit.sample(rtt: .milliseconds(10), inFlight: limit.limit)
+    /// Feeds `count` windows of `rtt` at full use, 100 ms apart from `clock` on.
+    private static func feed(_ limit: inout AdaptiveConcurrencyLimit, rtt: Duration, count: Int, clock: inout MonotonicInstant) {
+        for _ in 0..<count {
+            clock = clock + .milliseconds(100)
+            limit.sample(rtt: rtt, inFlight: limit.limit, now: clock)
         }
+    }
+
+    @Test func theAdaptiveLimitShrinksWhenLatencyRisesAndGrowsBackWhenItFalls() {
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, probeInterval: .seconds(100_000)), epoch: Self.t0)
+        var clock = Self.t0
+        // Healthy: 10 ms at full use — the limit grows (by about √limit per step, smoothed).
+        Self.feed(&limit, rtt: .milliseconds(10), count: 100, clock: &clock)
         let grown = limit.limit
         #expect(grown > 50)
         // The backend slows to 40 ms: the limit falls towards the minimum.
-        for _ in 0..<60 {
-            limit.sample(rtt: .milliseconds(40), inFlight: limit.limit)
-        }
+        Self.feed(&limit, rtt: .milliseconds(40), count: 60, clock: &clock)
         let shrunk = limit.limit
         #expect(shrunk < grown / 2)
         #expect(shrunk >= 5)
         // Fast again: it grows back.
-        for _ in 0..<200 {
-            limit.sample(rtt: .milliseconds(10), inFlight: limit.limit)
-        }
+        Self.feed(&limit, rtt: .milliseconds(10), count: 200, clock: &clock)
         #expect(limit.limit > shrunk * 2)
         #expect(limit.limit <= 200)
     }
 
     @Test func anIdleBackendDoesNotRaiseTheLimit() {
-        var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000, probeInterval: 10_000))
-        for _ in 0..<500 {
-            limit.sample(rtt: .milliseconds(5), inFlight: 3)
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000, probeInterval: .seconds(100_000)), epoch: Self.t0)
+        for step in 1...500 {
+            limit.sample(rtt: .milliseconds(5), inFlight: 3, now: Self.t0 + .milliseconds(100 * step))
         }
         #expect(limit.limit == 40)
         #expect(limit.baseline == .milliseconds(5))
     }
 
     @Test func theMinimumIsMeasuredAgainAtTheMinimumLimitEveryProbeInterval() {
-        var limit = AdaptiveConcurrencyLimit(.init(initial: 20, minimum: 4, maximum: 100, probeInterval: 8))
+        // Probes at t0 + 1 s (a quarter interval), then t0 + 4 s, 8 s, ...
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 20, minimum: 4, maximum: 100, probeInterval: .seconds(4)), epoch: Self.t0)
+        let at = { (milliseconds: Int) in Self.t0 + .milliseconds(milliseconds) }
         #expect(limit.limit == 20)
         // The first window came under load: its 30 ms is the first minimum.
-        limit.sample(rtt: .milliseconds(30), inFlight: 20)
+        limit.sample(rtt: .milliseconds(30), inFlight: 20, now: at(500))
         #expect(limit.baseline == .milliseconds(30))
-        // After probeInterval / 4 windows, the first probe: two windows at the minimum limit,
-        // the second measured (10 ms: the load had been queueing).
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 20) == 4)
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4) == 4)
-        let afterProbe = limit.sample(rtt: .milliseconds(10), inFlight: 4)
+        // The first probe: windows at the minimum limit until their latency stops falling (the
+        // queue built under load drains: 30, 12, 10, 10 ms); the lowest is the minimum.
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 20, now: at(1_000)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(1_100)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(12), inFlight: 4, now: at(1_200)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(10), inFlight: 4, now: at(1_300)) == 4)
+        let afterProbe = limit.sample(rtt: .milliseconds(10), inFlight: 4, now: at(1_400))
         #expect(afterProbe > 4)
         #expect(limit.baseline == .milliseconds(10))
         // Against 10 ms, 30 ms under load is slow: the limit shrinks.
-        for _ in 0..<5 {
-            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
+        for step in 0..<5 {
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(1_500 + 100 * step))
         }
         #expect(limit.limit < afterProbe)
-        // probeInterval windows later the next probe finds the backend slower for good: 30 ms
-        // is its new minimum, and the limit grows against it.
-        for _ in 0..<2 {
-            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
-        }
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit) == 4)
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4) == 4)
-        let shrunk = limit.sample(rtt: .milliseconds(30), inFlight: 4)
+        // At 4 s the next probe finds the backend slower for good: 30 ms is its new minimum,
+        // and the limit grows against it.
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(4_000)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_100)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_200)) == 4)
+        let shrunk = limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_300))
         #expect(limit.baseline == .milliseconds(30))
-        for _ in 0..<4 {
-            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit)
+        for step in 0..<4 {
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(4_400 + 100 * step))
         }
         #expect(limit.limit > shrunk)
+        // No probe before 8 s.
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(7_900)) > 4)
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(8_000)) == 4)
+        // A probe whose latency keeps falling ends after 10 windows, at its lowest.
+        for step in 1...9 {
+            #expect(limit.sample(rtt: .milliseconds(40 - 3 * step), inFlight: 4, now: at(8_000 + 100 * step)) == 4)
+        }
+        #expect(limit.sample(rtt: .milliseconds(12), inFlight: 4, now: at(9_000)) > 4)
+        #expect(limit.baseline == .milliseconds(12))
     }
 
     @Test func anRTTWindowAveragesItsSamplesAndKeepsThePeakInFlight() {

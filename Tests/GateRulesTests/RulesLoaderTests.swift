@@ -314,6 +314,35 @@ struct RulesLoaderTests {
         #expect(rules.routes.first?.windows == ["ip-burst", "account-burst"])
     }
 
+    @Test("overload keys: a backend's max_in_flight, a route's priority and its sold-out latch")
+    func overloadKeys() throws {
+        let rules = try Self.compile("""
+            upstreams:
+              t:
+                backends:
+                  - address: 127.0.0.1:1
+                    max_in_flight: 10
+                  - address: 127.0.0.1:2
+            routes:
+              - path: /buy/ticket
+                upstream: t
+                sold_out: {json_code: -1, header: X-Sold-Out, stock: {sale: demo}, recheck: 500ms}
+              - prefix: /orders/
+                upstream: t
+                priority: high
+              - path: /stock
+                upstream: t
+                sold_out: {stock: {key: "{s}:meta", total: cap, sold: taken}}
+            """)
+        #expect(rules.upstreams[0].backends.map(\.maximumInFlight) == [10, nil])
+        #expect(rules.routes.map(\.priority) == [.normal, .high, .normal])
+        #expect(rules.routes[0].soldOut == SoldOutPolicy(jsonCode: -1, header: "X-Sold-Out", stock: .sale("demo"), recheck: .milliseconds(500)))
+        #expect(rules.routes[0].soldOut?.stock?.key == "{sale:demo}:meta")
+        #expect(rules.routes[1].soldOut == nil)
+        #expect(rules.routes[2].soldOut == SoldOutPolicy(stock: SoldOutPolicy.Stock(key: "{s}:meta", totalField: "cap", soldField: "taken")))
+        #expect(rules.routes[0].id == "* /buy/ticket")
+    }
+
     @Test("allow and deny lists: inline networks and *.list files")
     func lists() throws {
         let rules = try Self.compile([
@@ -328,6 +357,31 @@ struct RulesLoaderTests {
     }
 
     static let badFixtures: [BadFixture] = [
+        BadFixture(
+            "a backend's max_in_flight of zero",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1', max_in_flight: 0}]\n",
+            line: 3, path: "upstreams.t.backends[0].max_in_flight", message: "0 is out of range", hint: "from 1 to 1000000"
+        ),
+        BadFixture(
+            "a priority that is not one",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /\n    upstream: t\n    priority: urgent\n",
+            line: 7, path: "routes[0].priority", message: "priority 'urgent' is not one of high, normal"
+        ),
+        BadFixture(
+            "a sold-out latch with no signal",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /\n    upstream: t\n    sold_out: {recheck: 1s}\n",
+            line: 7, path: "routes[0].sold_out", message: "sold_out says neither how a backend tells it", hint: "json_code: -1"
+        ),
+        BadFixture(
+            "a stock naming both a sale and a key",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /\n    upstream: t\n    sold_out: {stock: {sale: a, key: b}}\n",
+            line: 7, path: "routes[0].sold_out.stock", message: "either a sale or a key"
+        ),
+        BadFixture(
+            "a sold-out code that is not a number",
+            "upstreams:\n  t:\n    backends: [{address: '127.0.0.1:1'}]\nroutes:\n  - prefix: /\n    upstream: t\n    sold_out: {json_code: minus-one}\n",
+            line: 7, path: "routes[0].sold_out.json_code", message: "expected a whole number, found a string"
+        ),
         BadFixture(
             "a list file with a bad line",
             files: [

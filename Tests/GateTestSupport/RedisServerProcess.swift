@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -222,11 +223,19 @@ public struct TestSupportError: Error, CustomStringConvertible {
     }
 }
 
+/// Ports this process has handed out: never twice, so two parallel tests cannot pick the same
+/// one, nor a new backend take the port of another test's stopped one (whose gateway may still
+/// be sending there).
+private let handedOut = Mutex<Set<Int>>([])
+
 /// A loopback port nothing listens on right now, below Linux's ephemeral range (32768+), so
 /// the outgoing connections of parallel tests cannot take it before the server binds it.
 public func freeLoopbackPort() throws -> Int {
     for _ in 0..<200 {
         let candidate = Int.random(in: 20_000..<32_000)
+        guard handedOut.withLock({ $0.insert(candidate).inserted }) else {
+            continue
+        }
         if canBind(port: candidate) {
             return candidate
         }

@@ -5,11 +5,14 @@
 /// by a headroom of √limit; each step is smoothed and kept within bounds. The limit only grows
 /// while the load uses at least half of it (an idle backend says nothing about its capacity).
 ///
-/// The first window's average is the first minimum; it is measured again every `probeInterval`
-/// windows (the first time after `probeInterval / 4`, since a first window under full load
-/// shows the overloaded latency): the limit drops to its
-/// minimum for two windows (the first lets the requests under way finish, the second is the
-/// measurement), so a minimum taken under load does not creep up with it. Pure: samples come in.
+/// The first window's average is the first minimum; it is measured again at `epoch +
+/// probeInterval / 4` (a first window under full load shows the overloaded latency) and then
+/// every `probeInterval` after `epoch`: the limit drops to its minimum until the windows'
+/// latency stops falling (the requests queued before have drained; at most 10 windows), and
+/// the lowest window is the new minimum — so a minimum taken under load does not creep up with
+/// it. Limits that share a backend (one per event
+/// loop) share the epoch, so they probe together and each measures an unloaded backend.
+/// Pure: samples and time come in.
 public struct AdaptiveConcurrencyLimit: Sendable {
     public struct Configuration: Sendable, Hashable {
         public var initial: Int
@@ -19,39 +22,48 @@ public struct AdaptiveConcurrencyLimit: Sendable {
         public var tolerance: Double
         /// Weight of each new limit (0…1).
         public var smoothing: Double
-        /// Windows between two measurements of the minimum round-trip time.
-        public var probeInterval: Int
+        /// Time between two measurements of the minimum round-trip time.
+        public var probeInterval: Duration
 
-        public init(initial: Int = 20, minimum: Int = 4, maximum: Int = 1000, tolerance: Double = 1.5, smoothing: Double = 0.2, probeInterval: Int = 200) {
+        public init(
+            initial: Int = 20, minimum: Int = 4, maximum: Int = 1000, tolerance: Double = 1.5, smoothing: Double = 0.2,
+            probeInterval: Duration = .seconds(10)
+        ) {
             self.minimum = max(1, minimum)
             self.maximum = max(self.minimum, maximum)
             self.initial = min(max(initial, self.minimum), self.maximum)
             self.tolerance = max(1, tolerance)
             self.smoothing = min(max(smoothing, 0.01), 1)
-            self.probeInterval = max(4, probeInterval)
+            self.probeInterval = max(.milliseconds(100), probeInterval)
         }
     }
 
     private enum Probe: Sendable {
         case none
-        /// The limit is held at the minimum; the next window still carries the requests
-        /// admitted before.
-        case settling
-        /// The next window is the measurement.
-        case measuring
+        /// The limit is held at the minimum while the backend's queue drains: `windows` seen,
+        /// the lowest average so far and the last one.
+        case measuring(windows: Int, lowest: Double, last: Double?)
     }
+
+    /// Most windows a probe lasts (a backend whose latency keeps falling for that long is
+    /// taken at its lowest).
+    static let longestProbe = 10
 
     public let configuration: Configuration
     private var estimate: Double
     /// Nanoseconds; `nil` before the first sample.
     private var minimumRTT: Double?
-    private var windowsSinceProbe = 0
     private var probe = Probe.none
-    private var probes = 0
+    private let epoch: MonotonicInstant
+    private var nextProbe: MonotonicInstant
 
-    public init(_ configuration: Configuration = Configuration()) {
+    /// A limit whose probes fall at `epoch + probeInterval / 4` and every `probeInterval` after
+    /// `epoch`.
+    public init(_ configuration: Configuration = Configuration(), epoch: MonotonicInstant) {
         self.configuration = configuration
         self.estimate = Double(configuration.initial)
+        self.epoch = epoch
+        self.nextProbe = epoch + configuration.probeInterval / 4
     }
 
     /// The limit now (its minimum while the minimum round-trip time is being measured).
@@ -67,30 +79,30 @@ public struct AdaptiveConcurrencyLimit: Sendable {
         self.minimumRTT.map { .nanoseconds(Int64($0)) }
     }
 
-    /// Takes one window's average round-trip time, with at most `inFlight` requests under way
-    /// in it; returns the new limit.
+    /// Takes one window's average round-trip time, ending at `now`, with at most `inFlight`
+    /// requests under way in it; returns the new limit.
     @discardableResult
-    public mutating func sample(rtt: Duration, inFlight: Int) -> Int {
+    public mutating func sample(rtt: Duration, inFlight: Int, now: MonotonicInstant) -> Int {
         let short = max(1, Double(rtt.components.seconds) * 1e9 + Double(rtt.components.attoseconds) / 1e9)
-        switch self.probe {
-        case .settling:
-            self.probe = .measuring
+        if case .measuring(let windows, let lowest, let last) = self.probe {
+            // At the minimum concurrency the backend's queue drains and its latency falls; once
+            // it stops falling, the lowest window is the backend's own latency.
+            let best = min(lowest, short)
+            let settled = windows >= 2 && last.map { short >= $0 * 0.95 } == true
+            if settled || windows + 1 >= Self.longestProbe {
+                self.minimumRTT = best
+                self.probe = .none
+            } else {
+                self.probe = .measuring(windows: windows + 1, lowest: best, last: short)
+            }
             return self.limit
-        case .measuring:
-            // Measured at the minimum concurrency: the backend's own latency.
-            self.minimumRTT = short
-            self.probe = .none
-            return self.limit
-        case .none:
-            break
         }
         self.minimumRTT = min(self.minimumRTT ?? short, short)
-        self.windowsSinceProbe += 1
-        let due = self.probes == 0 ? self.configuration.probeInterval / 4 : self.configuration.probeInterval
-        if self.windowsSinceProbe >= due {
-            self.probes += 1
-            self.windowsSinceProbe = 0
-            self.probe = .settling
+        if now >= self.nextProbe {
+            // The next multiple of the interval after `now`.
+            let periods = Int((now - self.epoch) / self.configuration.probeInterval) + 1
+            self.nextProbe = self.epoch + self.configuration.probeInterval * periods
+            self.probe = .measuring(windows: 0, lowest: .infinity, last: nil)
             return self.limit
         }
         guard Double(inFlight) >= self.estimate / 2, let minimum = self.minimumRTT else {

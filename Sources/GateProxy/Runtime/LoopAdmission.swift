@@ -56,11 +56,14 @@ final class LoopAdmission {
     /// This loop's place among `loopCount` loops (for its share of each limit).
     let loopIndex: Int
     let loopCount: Int
+    /// Shared by every loop's adaptive limits: they measure their minimum at the same times.
+    let epoch: MonotonicInstant
     private var gates: [String: Gate] = [:]
     private var nextTicket: UInt64 = 0
 
-    init(configuration: Admission, loopIndex: Int, loopCount: Int) {
+    init(configuration: Admission, loopIndex: Int, loopCount: Int, epoch: MonotonicInstant) {
         self.configuration = configuration
+        self.epoch = epoch
         self.loopIndex = loopIndex
         self.loopCount = max(1, loopCount)
     }
@@ -82,7 +85,7 @@ final class LoopAdmission {
                 tolerance: bounds.tolerance,
                 smoothing: bounds.smoothing,
                 probeInterval: bounds.probeInterval
-            ))
+            ), epoch: self.epoch)
         }
         let gate = Gate(cap: self.share(of: self.configuration.maximumInFlight), queue: self.share(of: self.configuration.queue), adaptive: adaptive)
         self.gates[upstream] = gate
@@ -124,7 +127,7 @@ final class LoopAdmission {
             return
         }
         if let serviceTime, gate.adaptive != nil, let sample = gate.window.add(rtt: serviceTime, inFlight: gate.queue.inFlight, now: now) {
-            gate.adaptive!.sample(rtt: sample.rtt, inFlight: sample.inFlight)
+            gate.adaptive!.sample(rtt: sample.rtt, inFlight: sample.inFlight, now: now)
             gate.refreshLimit()
         }
         let (admitted, timedOut) = gate.queue.finish(serviceTime: serviceTime, now: now)

@@ -91,6 +91,9 @@ extension ProxyServerHandler {
     static let verifyPath = "/.spikegate/verify"
     /// Where an image CAPTCHA's picture is fetched: `GET /.spikegate/captcha?id=ID` (PNG).
     static let captchaPath = "/.spikegate/captcha"
+    /// The two paths with their query's `?`.
+    static let verifyQueryPrefix = verifyPath + "?"
+    static let captchaQueryPrefix = captchaPath + "?"
     /// How long a challenge may be solved in.
     static let challengeLifetime = Duration.seconds(60)
     /// The verify path's own limit per client address (solutions are cheap to check but not free).

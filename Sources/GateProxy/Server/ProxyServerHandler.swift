@@ -405,11 +405,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         let keepAlive = head.isKeepAlive
         let routes = self.loop.routes
-        if head.target == Self.verifyPath || head.target.hasPrefix(Self.verifyPath + "?") {
+        // Byte-wise, against prefixes made once (a concatenation here would allocate per request).
+        let target = head.target.utf8
+        if target.elementsEqual(Self.verifyPath.utf8) || target.starts(with: Self.verifyQueryPrefix.utf8) {
             let verdict = self.verify(target: head.target, fields: head.fields, rules: routes.ruleSet, resolver: routes.resolver)
             return self.answerHead(verdict.answer, decision: verdict.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
-        if head.target.hasPrefix(Self.captchaPath + "?") {
+        if target.starts(with: Self.captchaQueryPrefix.utf8) {
             let image = self.captchaImage(target: head.target, fields: head.fields, resolver: routes.resolver)
             return self.answerHead(image.answer, decision: image.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }

@@ -13,13 +13,13 @@ public struct Route: Sendable, Hashable {
         /// The request path starts with this one (`/api/` matches `/api/x`, not `/api`).
         case prefix(String)
 
-        /// Whether `path` (without its query string) matches.
+        /// Whether `path` (without its query string) matches, byte for byte.
         public func matches(_ path: Substring) -> Bool {
             switch self {
             case .exact(let exact):
-                return path == exact
+                return path.utf8.elementsEqual(exact.utf8)
             case .prefix(let prefix):
-                return path.hasPrefix(prefix)
+                return path.utf8.starts(with: prefix.utf8)
             }
         }
     }

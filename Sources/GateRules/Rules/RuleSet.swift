@@ -83,7 +83,8 @@ public struct RuleSet: Sendable {
     /// matches (the gateway answers `404`). `path` is the request target in origin form; what
     /// follows a `?` is ignored.
     public func route(method: String, path: String) -> Route? {
-        let pathOnly = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
+        // Byte-wise (a Character search would run grapheme breaking over every path).
+        let pathOnly = path.utf8.firstIndex(of: UInt8(ascii: "?")).map { path[..<$0] } ?? path[...]
         return self.routes.first { $0.matches(method: method, path: pathOnly) }
     }
 
