@@ -89,7 +89,8 @@ public final class TestBackend: Sendable {
                 headers.add(name: "X-Seen-\(name)", value: head.headers[name].joined(separator: "|"))
             }
             headers.add(name: "X-Seen-Body-Bytes", value: String(self.bodyBytes))
-            let parts = head.uri.split(separator: "/")
+            // The query (`?…`) only tells requests apart in `paths`.
+            let parts = (head.uri.split(separator: "?", maxSplits: 1).first ?? "").split(separator: "/")
             var status = HTTPResponseStatus.ok
             if isHealth && !self.backend.healthy {
                 status = .serviceUnavailable

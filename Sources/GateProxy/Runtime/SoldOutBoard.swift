@@ -14,17 +14,27 @@ final class SoldOutBoard: Sendable {
         case forward
         /// Forward as the request that asks the backends again.
         case probe
-        case soldOut(LocalAnswer)
+        case soldOut(Answer)
+    }
+
+    /// An answer held by reference: handing it out per request costs one retain, not one per
+    /// string and buffer inside it.
+    final class Answer: Sendable {
+        let answer: LocalAnswer
+
+        init(_ answer: LocalAnswer) {
+            self.answer = answer
+        }
     }
 
     private struct Entry {
         var latch: SoldOutLatch
         /// What is answered while latched: the backend's own sold-out answer, as it gave it.
-        var answer: LocalAnswer
+        var answer: Answer
     }
 
     /// The answer while latched when no backend answer was seen (the stock in Redis said so).
-    static let defaultAnswer = LocalAnswer(status: .ok, code: LocalAnswer.Code.soldOut, reason: "sold out").prebuilt()
+    static let defaultAnswer = Answer(LocalAnswer(status: .ok, code: LocalAnswer.Code.soldOut, reason: "sold out").prebuilt())
 
     private let entries = Mutex<[String: Entry]>([:])
     private let latchedCount = Atomic(0)
@@ -36,18 +46,17 @@ final class SoldOutBoard: Sendable {
             return .forward
         }
         return self.entries.withLock { entries -> Decision in
-            guard var entry = entries[route] else {
+            guard let index = entries.index(forKey: route) else {
                 return .forward
             }
-            let decision = entry.latch.decide(now: now)
-            entries[route] = entry
-            switch decision {
+            // In place: a copy of the entry out and back would cost a hash and its retains.
+            switch entries.values[index].latch.decide(now: now) {
             case .forward:
                 return .forward
             case .probe:
-                return probes ? .probe : .soldOut(entry.answer)
+                return probes ? .probe : .soldOut(entries.values[index].answer)
             case .soldOut:
-                return .soldOut(entry.answer)
+                return .soldOut(entries.values[index].answer)
             }
         }
     }
@@ -59,7 +68,7 @@ final class SoldOutBoard: Sendable {
             let wasOpen = entry.latch.state == .open
             entry.latch.observedSoldOut(now: now)
             if let answer {
-                entry.answer = answer
+                entry.answer = Answer(answer)
             }
             entries[route] = entry
             return wasOpen

@@ -447,8 +447,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 break
             case .probe:
                 probe = true
-            case .soldOut(let answer):
-                return self.answerHead(answer, decision: .soldOut, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+            case .soldOut(let held):
+                return self.answerHead(held.answer, decision: .soldOut, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
             }
         }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
