@@ -56,6 +56,23 @@ struct StatLogTests {
         #expect(soldOut == 2_000)
     }
 
+    @Test("closing while a flush is still writing waits for it: nothing recorded before close is lost")
+    func closeWaitsForTheWriteUnderWay() async throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(at: path) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let log = try StatLog(path: path.path, node: "n1", eventLoop: group.next(), logger: Logger(label: "test"))
+        for index in 0..<20_000 {
+            log.record(Self.entry(index))
+        }
+        // A flush handed to the log's thread (as the periodic one is), not waited for; then close.
+        _ = log.flush(on: group.next())
+        try await log.close(on: group.next())
+        try await group.shutdownGracefully()
+        let lines = try String(contentsOf: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 20_000)
+    }
+
     @Test("when the disk falls behind, entries past the cap are counted and the file says how many")
     func droppedEntriesAreCounted() async throws {
         let path = Self.temporaryPath()

@@ -69,6 +69,9 @@ public final class StatLog: Sendable {
     private let pending = Mutex(Pending())
     private let pool: NIOThreadPool
     private let flusher = Mutex<RepeatedTask?>(nil)
+    /// The last write handed to the pool: `close` waits for it before closing the file
+    /// (cancelling the periodic flush does not wait for a write already handed over).
+    private let writing = Mutex<EventLoopFuture<Void>?>(nil)
     private let closedFlag = Atomic<Bool>(false)
     private let failing = Atomic<Bool>(false)
     private let logger: Logger
@@ -135,7 +138,7 @@ public final class StatLog: Sendable {
         let node = self.node
         let descriptor = self.descriptor
         let path = self.path
-        return self.pool.runIfActive(eventLoop: eventLoop) {
+        let write = self.pool.runIfActive(eventLoop: eventLoop) {
             var text = ""
             text.reserveCapacity(batch.entries.count * 128 + 64)
             for entry in batch.entries {
@@ -146,6 +149,9 @@ public final class StatLog: Sendable {
             }
             try Self.writeAll(text, to: descriptor, path: path)
         }
+        // The pool has one thread: writes run in order, and the last one ends after the others.
+        self.writing.withLock { $0 = write }
+        return write
     }
 
     /// Stops the periodic flush, writes what is left and closes the file. Idempotent.
@@ -164,6 +170,10 @@ public final class StatLog: Sendable {
             cancelled.succeed()
         }
         try await cancelled.futureResult.get()
+        // A periodic flush may still be writing on the pool: let it finish first.
+        if let under = self.writing.withLock({ $0 }) {
+            _ = try? await under.get()
+        }
         let result: Result<Void, any Error>
         do {
             try await self.flush(on: eventLoop).get()
