@@ -39,5 +39,6 @@ stop_redis() {
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
   fi
-  [ -n "${REDIS_DIR:-}" ] && rm -rf "$REDIS_DIR"
+  # An `if`, not `&&`: as the last command of an EXIT trap its status would become the script's.
+  if [ -n "${REDIS_DIR:-}" ]; then rm -rf "$REDIS_DIR"; fi
 }

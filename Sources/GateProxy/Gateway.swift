@@ -306,7 +306,9 @@ public final class Gateway: Sendable {
                     maximumIdle: configuration.limits.upstreamIdlePerLoop,
                     outboundBufferBytes: settings.outboundBufferBytes
                 )
-                let admission = LoopAdmission(configuration: configuration.admission, loopIndex: index, loopCount: loopCount, epoch: epoch)
+                let admission = LoopAdmission(
+                    configuration: configuration.admission, loopIndex: index, loopCount: loopCount, epoch: epoch, eventLoop: loop
+                )
                 return NIOLoopBound(
                     LoopState(pool: pool, admission: admission, routes: routes, health: health, requestPrefix: prefix), eventLoop: loop
                 )

@@ -89,6 +89,23 @@ import Testing
         #expect(limit.limit <= 200)
     }
 
+    @Test func aFewMillisecondsOfEventLoopDelayAreNotTakenForAnOverloadedBackend() {
+        // A fast backend (0.3 ms) behind a saturated gateway: every answer is read 2 ms late.
+        var limit = AdaptiveConcurrencyLimit(.init(initial: 50, minimum: 5, maximum: 200, probeInterval: .seconds(100_000)), epoch: Self.t0)
+        var clock = Self.t0
+        Self.feed(&limit, rtt: .microseconds(300), count: 1, clock: &clock)
+        Self.feed(&limit, rtt: .milliseconds(2), count: 50, clock: &clock)
+        #expect(limit.limit > 50)
+        // Without the allowance it would have fallen to its minimum.
+        var strict = AdaptiveConcurrencyLimit(
+            .init(initial: 50, minimum: 5, maximum: 200, probeInterval: .seconds(100_000), allowance: .zero), epoch: Self.t0
+        )
+        clock = Self.t0
+        Self.feed(&strict, rtt: .microseconds(300), count: 1, clock: &clock)
+        Self.feed(&strict, rtt: .milliseconds(2), count: 50, clock: &clock)
+        #expect(strict.limit == 5)
+    }
+
     @Test func anIdleBackendDoesNotRaiseTheLimit() {
         var limit = AdaptiveConcurrencyLimit(.init(initial: 40, minimum: 4, maximum: 1000, probeInterval: .seconds(100_000)), epoch: Self.t0)
         for step in 1...500 {
@@ -106,40 +123,40 @@ import Testing
         // The first window came under load: its 30 ms is the first minimum.
         limit.sample(rtt: .milliseconds(30), inFlight: 20, now: at(500))
         #expect(limit.baseline == .milliseconds(30))
-        // The first probe: windows at the minimum limit until their latency stops falling (the
-        // queue built under load drains: 30, 12, 10, 10 ms); the lowest is the minimum.
+        // The first probe: the limit at its minimum; the requests admitted before finish first
+        // (a window with 20 under way: not a measurement), then two windows with no more than
+        // the minimum under way measure 10 ms (the load had been queueing).
         #expect(limit.sample(rtt: .milliseconds(30), inFlight: 20, now: at(1_000)) == 4)
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(1_100)) == 4)
-        #expect(limit.sample(rtt: .milliseconds(12), inFlight: 4, now: at(1_200)) == 4)
-        #expect(limit.sample(rtt: .milliseconds(10), inFlight: 4, now: at(1_300)) == 4)
-        let afterProbe = limit.sample(rtt: .milliseconds(10), inFlight: 4, now: at(1_400))
+        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 20, now: at(1_100)) == 4)
+        #expect(limit.sample(rtt: .milliseconds(11), inFlight: 4, now: at(1_200)) == 4)
+        let afterProbe = limit.sample(rtt: .milliseconds(10), inFlight: 4, now: at(1_300))
         #expect(afterProbe > 4)
         #expect(limit.baseline == .milliseconds(10))
         // Against 10 ms, 30 ms under load is slow: the limit shrinks.
         for step in 0..<5 {
-            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(1_500 + 100 * step))
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(1_400 + 100 * step))
         }
         #expect(limit.limit < afterProbe)
         // At 4 s the next probe finds the backend slower for good: 30 ms is its new minimum,
         // and the limit grows against it.
         #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(4_000)) == 4)
         #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_100)) == 4)
-        #expect(limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_200)) == 4)
-        let shrunk = limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_300))
+        let shrunk = limit.sample(rtt: .milliseconds(30), inFlight: 4, now: at(4_200))
         #expect(limit.baseline == .milliseconds(30))
         for step in 0..<4 {
-            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(4_400 + 100 * step))
+            limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(4_300 + 100 * step))
         }
         #expect(limit.limit > shrunk)
         // No probe before 8 s.
         #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(7_900)) > 4)
         #expect(limit.sample(rtt: .milliseconds(30), inFlight: limit.limit, now: at(8_000)) == 4)
-        // A probe whose latency keeps falling ends after 10 windows, at its lowest.
-        for step in 1...9 {
-            #expect(limit.sample(rtt: .milliseconds(40 - 3 * step), inFlight: 4, now: at(8_000 + 100 * step)) == 4)
+        // A probe whose requests under way never fall to the minimum ends after 20 windows and
+        // keeps the minimum it had.
+        for step in 1...19 {
+            #expect(limit.sample(rtt: .milliseconds(5), inFlight: 10, now: at(8_000 + 100 * step)) == 4)
         }
-        #expect(limit.sample(rtt: .milliseconds(12), inFlight: 4, now: at(9_000)) > 4)
-        #expect(limit.baseline == .milliseconds(12))
+        #expect(limit.sample(rtt: .milliseconds(5), inFlight: 10, now: at(10_000)) > 4)
+        #expect(limit.baseline == .milliseconds(30))
     }
 
     @Test func anRTTWindowAveragesItsSamplesAndKeepsThePeakInFlight() {

@@ -1,16 +1,16 @@
 /// A concurrency limit that follows the backend's latency against its measured minimum, as
 /// Envoy's adaptive concurrency filter: the minimum round-trip time stands for "healthy", each
-/// window's average for "now"; when "now" is slower than the minimum (beyond `tolerance`) the
-/// limit shrinks by their ratio (Gradient2's gradient, at most halving it), otherwise it grows
+/// window's average for "now"; when "now" is slower than the minimum (beyond `tolerance` and an
+/// absolute `allowance`) the limit shrinks by their ratio (Gradient2's gradient, at most halving it), otherwise it grows
 /// by a headroom of √limit; each step is smoothed and kept within bounds. The limit only grows
 /// while the load uses at least half of it (an idle backend says nothing about its capacity).
 ///
 /// The first window's average is the first minimum; it is measured again at `epoch +
 /// probeInterval / 4` (a first window under full load shows the overloaded latency) and then
-/// every `probeInterval` after `epoch`: the limit drops to its minimum until the windows'
-/// latency stops falling (the requests queued before have drained; at most 10 windows), and
-/// the lowest window is the new minimum — so a minimum taken under load does not creep up with
-/// it. Limits that share a backend (one per event
+/// every `probeInterval` after `epoch`: the limit drops to its minimum, the requests admitted
+/// before finish, and the lowest of the next two windows with no more than the minimum under
+/// way is the new minimum (a probe that never gets there within 20 windows keeps the old one)
+/// — so a minimum taken under load does not creep up with it. Limits that share a backend (one per event
 /// loop) share the epoch, so they probe together and each measures an unloaded backend.
 /// Pure: samples and time come in.
 public struct AdaptiveConcurrencyLimit: Sendable {
@@ -24,10 +24,14 @@ public struct AdaptiveConcurrencyLimit: Sendable {
         public var smoothing: Double
         /// Time between two measurements of the minimum round-trip time.
         public var probeInterval: Duration
+        /// Latency added to `tolerance × minimum` before a window counts as slow: the noise of
+        /// a busy gateway's own event loop (a saturated gateway answers everything a few
+        /// milliseconds later, which says nothing about its backends).
+        public var allowance: Duration
 
         public init(
             initial: Int = 20, minimum: Int = 4, maximum: Int = 1000, tolerance: Double = 1.5, smoothing: Double = 0.2,
-            probeInterval: Duration = .seconds(10)
+            probeInterval: Duration = .seconds(10), allowance: Duration = .milliseconds(5)
         ) {
             self.minimum = max(1, minimum)
             self.maximum = max(self.minimum, maximum)
@@ -35,19 +39,23 @@ public struct AdaptiveConcurrencyLimit: Sendable {
             self.tolerance = max(1, tolerance)
             self.smoothing = min(max(smoothing, 0.01), 1)
             self.probeInterval = max(.milliseconds(100), probeInterval)
+            self.allowance = max(.zero, allowance)
         }
     }
 
     private enum Probe: Sendable {
         case none
-        /// The limit is held at the minimum while the backend's queue drains: `windows` seen,
-        /// the lowest average so far and the last one.
-        case measuring(windows: Int, lowest: Double, last: Double?)
+        /// The limit is held at the minimum: `windows` seen so far, of which `drained` had no
+        /// more than the minimum under way (their requests did not queue behind older ones),
+        /// and the lowest average of those.
+        case measuring(windows: Int, drained: Int, lowest: Double?)
     }
 
-    /// Most windows a probe lasts (a backend whose latency keeps falling for that long is
-    /// taken at its lowest).
-    static let longestProbe = 10
+    /// Most windows a probe lasts (one whose requests under way never fell to the minimum keeps
+    /// the minimum it had).
+    static let longestProbe = 20
+    /// Windows at the minimum concurrency a probe measures.
+    static let probeWindows = 2
 
     public let configuration: Configuration
     private var estimate: Double
@@ -84,16 +92,20 @@ public struct AdaptiveConcurrencyLimit: Sendable {
     @discardableResult
     public mutating func sample(rtt: Duration, inFlight: Int, now: MonotonicInstant) -> Int {
         let short = max(1, Double(rtt.components.seconds) * 1e9 + Double(rtt.components.attoseconds) / 1e9)
-        if case .measuring(let windows, let lowest, let last) = self.probe {
-            // At the minimum concurrency the backend's queue drains and its latency falls; once
-            // it stops falling, the lowest window is the backend's own latency.
-            let best = min(lowest, short)
-            let settled = windows >= 2 && last.map { short >= $0 * 0.95 } == true
-            if settled || windows + 1 >= Self.longestProbe {
-                self.minimumRTT = best
+        if case .measuring(let windows, var drained, var lowest) = self.probe {
+            // The requests admitted before the probe finish first (their latency is the
+            // overloaded one); only windows with no more than the minimum under way measure.
+            if inFlight <= self.configuration.minimum {
+                drained += 1
+                lowest = min(lowest ?? short, short)
+            }
+            if drained >= Self.probeWindows || windows + 1 >= Self.longestProbe {
+                if let lowest {
+                    self.minimumRTT = lowest
+                }
                 self.probe = .none
             } else {
-                self.probe = .measuring(windows: windows + 1, lowest: best, last: short)
+                self.probe = .measuring(windows: windows + 1, drained: drained, lowest: lowest)
             }
             return self.limit
         }
@@ -102,13 +114,14 @@ public struct AdaptiveConcurrencyLimit: Sendable {
             // The next multiple of the interval after `now`.
             let periods = Int((now - self.epoch) / self.configuration.probeInterval) + 1
             self.nextProbe = self.epoch + self.configuration.probeInterval * periods
-            self.probe = .measuring(windows: 0, lowest: .infinity, last: nil)
+            self.probe = .measuring(windows: 0, drained: 0, lowest: nil)
             return self.limit
         }
         guard Double(inFlight) >= self.estimate / 2, let minimum = self.minimumRTT else {
             return self.limit
         }
-        let gradient = min(1, max(0.5, self.configuration.tolerance * minimum / short))
+        let allowance = Double(self.configuration.allowance.components.seconds) * 1e9 + Double(self.configuration.allowance.components.attoseconds) / 1e9
+        let gradient = min(1, max(0.5, (self.configuration.tolerance * minimum + allowance) / short))
         let proposed = self.estimate * gradient + self.estimate.squareRoot()
         let smoothed = self.estimate * (1 - self.configuration.smoothing) + proposed * self.configuration.smoothing
         self.estimate = min(Double(self.configuration.maximum), max(Double(self.configuration.minimum), smoothed))

@@ -76,7 +76,22 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
 
     /// Requests waiting now.
     public var queued: Int {
-        zip(self.queues, self.heads).reduce(0) { $0 + $1.0.count - $1.1 }
+        var count = 0
+        for rank in self.queues.indices {
+            count += self.queues[rank].count - self.heads[rank]
+        }
+        return count
+    }
+
+    /// The earliest deadline of a waiting request (each queue is in arrival order, and every
+    /// deadline is its arrival plus the same wait, so it is one of the queues' first).
+    public var earliestDeadline: MonotonicInstant? {
+        var earliest: MonotonicInstant?
+        for rank in self.queues.indices where self.heads[rank] < self.queues[rank].count {
+            let deadline = self.queues[rank][self.heads[rank]].deadline
+            earliest = min(earliest ?? deadline, deadline)
+        }
+        return earliest
     }
 
     /// What the queue expects `position` requests ahead to cost in waiting.
@@ -89,7 +104,11 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
 
     /// A request arrives at `now` with `priority`, to be started by `deadline` at the latest.
     public mutating func arrive(_ ticket: Ticket, priority: Priority, deadline: MonotonicInstant, now: MonotonicInstant) -> Arrival {
-        let ahead = Priority.allCases.filter { $0 <= priority }.reduce(0) { $0 + self.queues[$1.rank].count - self.heads[$1.rank] }
+        // Counted in a loop: a filtered array would be allocated per request.
+        var ahead = 0
+        for rank in 0...priority.rank {
+            ahead += self.queues[rank].count - self.heads[rank]
+        }
         if self.inFlight < self.limit, ahead == 0 {
             self.inFlight += 1
             return .admitted
@@ -113,13 +132,17 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
             let sample = Double(serviceTime.components.seconds) * 1e9 + Double(serviceTime.components.attoseconds) / 1e9
             self.serviceTime = self.serviceTime.map { $0 + (sample - $0) / 8 } ?? sample
         }
+        // The fronts only (cheap: this runs per request); `expire` looks behind them.
         return self.admitWaiting(now: now)
     }
 
-    /// Refuses the waiting requests whose deadline has passed (call on a timer); also admits
-    /// what a raised limit lets through.
+    /// Refuses the waiting requests whose deadline has passed, wherever they wait (call on a
+    /// timer, at `earliestDeadline`); also admits what a raised limit lets through.
     public mutating func expire(now: MonotonicInstant) -> (admitted: [Ticket], timedOut: [Ticket]) {
-        self.admitWaiting(now: now)
+        let (admitted, timedOut) = self.admitWaiting(now: now)
+        // Deadlines of lower priorities still pass while higher ones hold every slot, and a
+        // deadline earlier than those before it hides behind them.
+        return (admitted, timedOut + self.dropExpired(now: now))
     }
 
     /// Takes a waiting request out (its client went away); whether it was waiting.
@@ -160,12 +183,11 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
                 self.heads[index] = 0
             }
         }
-        // Deadlines of lower priorities still pass while higher ones hold every slot.
-        return (admitted, timedOut + self.dropExpired(now: now, keeping: Set(admitted)))
+        return (admitted, timedOut)
     }
 
     /// Refuses everything past its deadline behind the first waiting request of each queue.
-    private mutating func dropExpired(now: MonotonicInstant, keeping: Set<Ticket>) -> [Ticket] {
+    private mutating func dropExpired(now: MonotonicInstant) -> [Ticket] {
         var expired: [Ticket] = []
         for index in self.queues.indices where self.heads[index] < self.queues[index].count {
             let live = self.queues[index][self.heads[index]...]

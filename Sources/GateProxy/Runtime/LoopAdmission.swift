@@ -1,14 +1,17 @@
 import GateCore
 import GateRedis
 import GateRules
+import NIOCore
 
 /// One event loop's admission control: for each upstream, this loop's share of the
 /// `admission:` limits (the cap, the adaptive limit's bounds, the queue) and of the backends'
 /// `max_in_flight`, so no request takes a lock to be admitted. Connections are spread over the
 /// loops evenly, so the shares add up to the configured totals.
 ///
-/// The request is admitted, queued (its `waiter` is called once, with `nil` when admitted
-/// later, or the refusal when its deadline passes first), or refused on arrival.
+/// The request is admitted, queued (its waiter, registered with `wait`, is called once: with
+/// `nil` when admitted later, or the refusal when its deadline passes first), or refused on
+/// arrival. One timer per upstream refuses the waiting requests whose deadline came (not one
+/// per request: deadlines are arrival plus the same wait, so the earliest is at a queue's front).
 final class LoopAdmission {
     /// A request waiting for a slot: called once with its ticket when it is admitted (`nil`)
     /// or refused.
@@ -23,8 +26,9 @@ final class LoopAdmission {
     private final class Gate {
         var queue: AdmissionQueue<UInt64>
         var adaptive: AdaptiveConcurrencyLimit?
-        /// The adaptive limit moves once per window of answers.
-        var window = RTTWindow()
+        /// The adaptive limit moves once per window of answers (at least 10 and 25 ms: a probe
+        /// at the minimum limit lasts a few windows, so they are short for a fast backend).
+        var window = RTTWindow(minimumSamples: 10, minimumDuration: .milliseconds(25))
         /// This loop's share of `max_in_flight`.
         let cap: Int
         /// This loop's share of the backends' `max_in_flight` over those taking traffic
@@ -35,6 +39,8 @@ final class LoopAdmission {
         var arrivals: [UInt64: MonotonicInstant] = [:]
         /// The longest a request waited before it was admitted.
         var longestWait = Duration.zero
+        /// The deadline the timer is set for, if it is set.
+        var timerDeadline: MonotonicInstant?
 
         init(cap: Int, queue: Int, adaptive: AdaptiveConcurrencyLimit?) {
             self.cap = cap
@@ -60,9 +66,11 @@ final class LoopAdmission {
     let epoch: MonotonicInstant
     private var gates: [String: Gate] = [:]
     private var nextTicket: UInt64 = 0
+    private let eventLoop: any EventLoop
 
-    init(configuration: Admission, loopIndex: Int, loopCount: Int, epoch: MonotonicInstant) {
+    init(configuration: Admission, loopIndex: Int, loopCount: Int, epoch: MonotonicInstant, eventLoop: any EventLoop) {
         self.configuration = configuration
+        self.eventLoop = eventLoop
         self.epoch = epoch
         self.loopIndex = loopIndex
         self.loopCount = max(1, loopCount)
@@ -84,7 +92,8 @@ final class LoopAdmission {
                 maximum: self.share(of: bounds.maximum),
                 tolerance: bounds.tolerance,
                 smoothing: bounds.smoothing,
-                probeInterval: bounds.probeInterval
+                probeInterval: bounds.probeInterval,
+                allowance: bounds.allowance
             ), epoch: self.epoch)
         }
         let gate = Gate(cap: self.share(of: self.configuration.maximumInFlight), queue: self.share(of: self.configuration.queue), adaptive: adaptive)
@@ -103,8 +112,9 @@ final class LoopAdmission {
         }
     }
 
-    /// A request for `upstream` arrives at `now`.
-    func arrive(upstream: String, priority: AdmissionPriority, now: MonotonicInstant, waiter: @escaping Waiter) -> Arrival {
+    /// A request for `upstream` arrives at `now`. A queued one must be given its waiter with
+    /// `wait` at once (before the loop runs anything else).
+    func arrive(upstream: String, priority: AdmissionPriority, now: MonotonicInstant) -> Arrival {
         let gate = self.gate(upstream)
         self.nextTicket &+= 1
         let ticket = self.nextTicket
@@ -112,11 +122,34 @@ final class LoopAdmission {
         case .admitted:
             return .admitted
         case .queued:
-            gate.waiters[ticket] = waiter
             gate.arrivals[ticket] = now
+            self.armTimer(gate, upstream: upstream)
             return .queued(ticket: ticket)
         case .refused(let refusal):
             return .refused(refusal)
+        }
+    }
+
+    /// The waiter of a request `arrive` queued (a closure only for requests that wait).
+    func wait(upstream: String, ticket: UInt64, waiter: @escaping Waiter) {
+        self.gates[upstream]?.waiters[ticket] = waiter
+    }
+
+    /// Sets the gate's timer for the earliest deadline of its queue, unless it is set for it.
+    private func armTimer(_ gate: Gate, upstream: String) {
+        guard let deadline = gate.queue.earliestDeadline else {
+            return
+        }
+        if let armed = gate.timerDeadline, armed <= deadline {
+            return
+        }
+        gate.timerDeadline = deadline
+        let delay = max(.zero, deadline - .now())
+        self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) {
+            gate.timerDeadline = nil
+            // Past the deadline by a tick, so the queue's "deadline < now" holds.
+            self.settle(gate, now: .now() + .nanoseconds(1))
+            self.armTimer(gate, upstream: upstream)
         }
     }
 

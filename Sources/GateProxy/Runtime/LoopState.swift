@@ -100,8 +100,12 @@ final class LoopState {
 
     /// Brings the balancer of `upstream` up to date with health (and the admission limit with
     /// the capacity of the backends that take traffic).
-    private func refreshBalancer(_ upstream: Upstream) {
-        if self.balancers[upstream.name] == nil {
+    /// Returns where the balancer is (one hash of the name per call: the callers work on it
+    /// in place through the index).
+    @discardableResult
+    private func refreshBalancer(_ upstream: Upstream) -> Dictionary<String, Balancer>.Index {
+        var index = self.balancers.index(forKey: upstream.name)
+        if index == nil {
             self.balancers[upstream.name] = Balancer(
                 upstream: upstream,
                 roundRobin: SmoothWeightedRoundRobin(count: upstream.backends.count),
@@ -109,23 +113,24 @@ final class LoopState {
                 healthGeneration: -1,
                 recomputeAt: nil
             )
+            index = self.balancers.index(forKey: upstream.name)
         }
+        let position = index!
         let generation = self.health.generation
         // Fields read one by one: a copy of the whole balancer would retain its arrays.
-        let seen = self.balancers[upstream.name]!.healthGeneration
-        let recomputeAt = self.balancers[upstream.name]!.recomputeAt
+        let seen = self.balancers.values[position].healthGeneration
+        let recomputeAt = self.balancers.values[position].recomputeAt
         guard seen != generation || recomputeAt != nil else {
-            return
+            return position
         }
         let now = MonotonicInstant.now()
         guard seen != generation || recomputeAt.map({ now >= $0 }) == true else {
-            return
+            return position
         }
         let (weights, rampUntil) = self.health.weights(for: upstream, at: now)
-        // Updated in place: a copy out of the dictionary would copy its arrays.
-        self.balancers[upstream.name]!.weights = weights
-        self.balancers[upstream.name]!.healthGeneration = generation
-        self.balancers[upstream.name]!.recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
+        self.balancers.values[position].weights = weights
+        self.balancers.values[position].healthGeneration = generation
+        self.balancers.values[position].recomputeAt = rampUntil.map { _ in now + Self.rampRefresh }
         var capacity: Int? = 0
         for (backend, weight) in zip(upstream.backends, weights) where weight > 0 {
             guard let cap = backend.maximumInFlight, let sum = capacity else {
@@ -135,21 +140,22 @@ final class LoopState {
             capacity = sum + self.admission.share(of: cap)
         }
         self.admission.setBackendCapacity(capacity.map { max(1, $0) }, upstream: upstream.name)
+        return position
     }
 
     /// Admits a request for `upstream` (see `LoopAdmission.arrive`).
-    func admit(_ upstream: Upstream, priority: AdmissionPriority, now: MonotonicInstant, waiter: @escaping LoopAdmission.Waiter) -> LoopAdmission.Arrival {
+    func admit(_ upstream: Upstream, priority: AdmissionPriority, now: MonotonicInstant) -> LoopAdmission.Arrival {
         self.refreshBalancer(upstream)
-        return self.admission.arrive(upstream: upstream.name, priority: priority, now: now, waiter: waiter)
+        return self.admission.arrive(upstream: upstream.name, priority: priority, now: now)
     }
 
     /// Picks a backend of `upstream` by smooth weighted round-robin over the weights health
     /// allows now, leaving out `excluded` (backends this request already failed to reach) and
     /// backends at their `max_in_flight`. The pick is counted as under way until `ended(_:)`.
     func pick(_ upstream: Upstream, excluding excluded: [Endpoint] = []) -> Backend? {
-        self.refreshBalancer(upstream)
+        let position = self.refreshBalancer(upstream)
         // Updated in place: a copy out of the dictionary would copy its arrays on every pick.
-        guard let index = self.pick(in: &self.balancers[upstream.name]!, upstream: upstream, excluding: excluded) else {
+        guard let index = self.pick(in: &self.balancers.values[position], upstream: upstream, excluding: excluded) else {
             return nil
         }
         let backend = upstream.backends[index]

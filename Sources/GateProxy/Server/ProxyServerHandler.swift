@@ -61,8 +61,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         var shared: InFlightRegistry.Hold?
         /// Where the request is in the upstream's admission control.
         var admission = AdmissionState.released
-        /// Refuses the request when its wait for a slot reaches the deadline.
-        var queueTimer: Scheduled<Void>?
         /// From admission to the answer's head (the adaptive limit's sample).
         var serviceTime: Duration?
         /// The backend counted against its `max_in_flight` for this request.
@@ -483,13 +481,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         let admittedAt = MonotonicInstant.now()
         var admission = AdmissionState.admitted(at: admittedAt)
         let upstreamName = upstream.name
-        switch self.loop.admit(upstream, priority: holdsPass ? .high : route.priority, now: admittedAt, waiter: { ticket, refusal in
-            self.admissionDecided(ticket: ticket, refusal: refusal, upstream: upstreamName)
-        }) {
+        switch self.loop.admit(upstream, priority: holdsPass ? .high : route.priority, now: admittedAt) {
         case .admitted:
             break
         case .queued(let ticket):
             admission = .waiting(ticket: ticket)
+            self.loop.admission.wait(upstream: upstreamName, ticket: ticket) { ticket, refusal in
+                self.admissionDecided(ticket: ticket, refusal: refusal, upstream: upstreamName)
+            }
         case .refused(let reason):
             if let hold {
                 self.settings.inFlight.release(hold)
@@ -563,14 +562,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             exchange.sharedCheck = route.inFlight
         }
         exchange.admission = admission
-        if case .waiting(let ticket) = admission {
-            exchange.queueTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.queueTimeout) {
-                // The deadline came before a slot: out of the queue, 503.
-                if self.loop.admission.withdraw(upstream: upstreamName, ticket: ticket) {
-                    self.admissionDecided(ticket: ticket, refusal: .timedOut, upstream: upstreamName)
-                }
-            }
-        }
         if let policy = route.soldOut {
             exchange.soldOutWatch = SoldOutWatch(policy: policy, route: route.id, probe: probe)
         }
@@ -638,8 +629,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             return
         }
-        exchange.queueTimer?.cancel()
-        exchange.queueTimer = nil
         if let refusal {
             exchange.admission = .released
             self.settings.metrics.countShed(refusal)
@@ -655,8 +644,6 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// Gives back what `exchange` holds in the admission control: its queue place or its slot
     /// (with its service time for the adaptive limit), and its backend's count.
     private func giveBackSlot(of exchange: Exchange) {
-        exchange.queueTimer?.cancel()
-        exchange.queueTimer = nil
         // The backend first: finishing the slot may start the next request at once, and it may
         // pick this backend.
         if let key = exchange.countedBackend {

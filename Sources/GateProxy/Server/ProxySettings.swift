@@ -24,8 +24,6 @@ struct ProxySettings: Sendable {
     let flagStore: RedisFlagStore?
     /// Whether the gateway has a Redis (the sold-out stock is read there).
     let hasRedis: Bool
-    /// How long a request may wait for an admission slot.
-    let queueTimeout: TimeAmount
     /// The warm-up gate.
     let warmup: WarmupController
     /// The routes' sold-out latches.
@@ -39,7 +37,6 @@ struct ProxySettings: Sendable {
         self.passKeys = PassToken.Keyring.random(using: &generator)
         self.flagStore = redis.map { RedisFlagStore(client: $0) }
         self.hasRedis = redis != nil
-        self.queueTimeout = .nanoseconds(configuration.admission.queueTimeout.nanosecondsClamped)
         var warmup = configuration.warmup
         warmup.usesRedis = redis != nil
         self.warmup = WarmupController(configuration: warmup)
