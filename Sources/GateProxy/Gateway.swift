@@ -399,6 +399,8 @@ public final class Gateway: Sendable {
             if phase != .warming && phase != .starting || now - start >= bound {
                 break
             }
+            // Polled: the checks run on their own timers and report to the board, which has
+            // no way to wake a waiter; 2 ms steps, bounded by the longest check timeout.
             try? await Task.sleep(for: .milliseconds(2))
         }
         let status = self.warmup.status(now: .now())

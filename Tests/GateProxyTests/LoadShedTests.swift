@@ -90,80 +90,75 @@ struct LoadShedTests {
         }
     }
 
-    @Test("a backend capped at 10 requests (50 ms each) offered ~2,000 requests/s for 10 s: never more than 10 at once, goodput ≥ 90% of 200/s, the rest refused before their deadline")
-    func cappedBackend() async throws {
+    typealias Admission = (inFlight: Int, queued: Int, limit: Int, longestWait: Duration)
+
+    /// A backend serving 10 requests at a time in 50 ms (200/s) as upstream `name` (its entry
+    /// gets `backendExtra`), behind a gateway on two threads configured by `configure`, offered
+    /// ~2,000 requests/s for 10 s. Checks what every overload scenario promises — goodput ≥ 90%
+    /// of capacity, only 200s and 503 code -5, ten times the capacity offered, no refusal on
+    /// arrival that took the deadline, no admitted request that waited past it — then `checks`.
+    static func overload(
+        upstream name: String,
+        backendExtra: String = "",
+        configure: (inout GatewayConfiguration) -> Void,
+        checks: (Outcome, Admission, TestBackend) -> Void
+    ) async throws {
         // The load on two threads, the backend on one of its own (its 50 ms of work is a timer).
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let backendGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let backend = try await TestBackend.start(name: "slow", slots: 10, group: backendGroup)
         try await GatewayHarness.with(
             weights: [1],
-            upstreamExtra: Self.upstream("capped", backend: backend, extra: "        max_in_flight: 10\n"),
-            routes: "  - prefix: /\n    upstream: capped\n",
+            upstreamExtra: Self.upstream(name, backend: backend, extra: backendExtra),
+            routes: "  - prefix: /\n    upstream: \(name)\n",
             threads: 2,
-            configure: { $0.admission.adaptive = nil }
+            configure: configure
         ) { harness in
             let outcome = try await Self.load(
                 port: harness.port, path: "/work/50", workers: 300, period: .milliseconds(100), duration: .seconds(10),
                 deadline: .milliseconds(500), group: group
             )
-            let admission = await harness.gateway.admission(upstream: "capped")
+            let admission = await harness.gateway.admission(upstream: name)
+            print("overload \(name): \(outcome) admission \(admission) backend peak \(backend.peakConcurrentRequests)")
             let seconds = outcome.elapsed / .seconds(1)
-            #expect(backend.peakConcurrentRequests <= 10, "\(outcome)")
             #expect(Double(outcome.served) >= 0.9 * 200 * seconds, "\(outcome)")
             #expect(outcome.other.isEmpty, "\(outcome)")
             #expect(outcome.sent >= 5 * 2000, "the load was not ten times the capacity: \(outcome)")
             #expect(outcome.sent - outcome.served == outcome.shed.values.reduce(0, +))
             // Refused at once when the wait would pass the deadline, and no admitted request
-            // waited past it; the wait estimate misses rarely (those are refused at the deadline).
+            // waited past it.
             #expect(outcome.lateRefusals == 0, "\(outcome)")
             #expect(admission.longestWait <= .milliseconds(500), "\(admission)")
-            let refused = outcome.shed.values.reduce(0, +)
-            #expect(outcome.shed["queue_timeout", default: 0] * 20 <= refused, "\(outcome)")
-            print("overload capped: \(outcome) admission \(admission)")
-            #expect(backend.requests == outcome.served)
+            checks(outcome, admission, backend)
         }
         await backend.stop()
         try await group.shutdownGracefully()
         try await backendGroup.shutdownGracefully()
     }
 
+    @Test("a backend capped at 10 requests (50 ms each) offered ~2,000 requests/s for 10 s: never more than 10 at once, goodput ≥ 90% of 200/s, the rest refused before their deadline")
+    func cappedBackend() async throws {
+        try await Self.overload(upstream: "capped", backendExtra: "        max_in_flight: 10\n", configure: { $0.admission.adaptive = nil }) { outcome, _, backend in
+            #expect(backend.peakConcurrentRequests <= 10, "\(outcome)")
+            #expect(backend.requests == outcome.served)
+            // The wait estimate misses rarely (those are refused at the deadline).
+            let refused = outcome.shed.values.reduce(0, +)
+            #expect(outcome.shed["queue_timeout", default: 0] * 20 <= refused, "\(outcome)")
+        }
+    }
+
     @Test("the same with only the adaptive limit: it settles near what the backend can take, goodput ≥ 90%, the rest refused before their deadline")
     func adaptiveLimitOnly() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let backendGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // No cap in the rules: the backend queues what its 10 slots cannot take, and its
         // latency is all the gateway learns from.
-        let backend = try await TestBackend.start(name: "slow", slots: 10, group: backendGroup)
-        try await GatewayHarness.with(
-            weights: [1],
-            upstreamExtra: Self.upstream("adaptive", backend: backend),
-            routes: "  - prefix: /\n    upstream: adaptive\n",
-            threads: 2,
-            configure: {
-                $0.admission.maximumInFlight = 400
-                $0.admission.adaptive = AdaptiveConcurrencyLimit.Configuration(initial: 40, minimum: 10, maximum: 400)
-            }
-        ) { harness in
-            let outcome = try await Self.load(
-                port: harness.port, path: "/work/50", workers: 300, period: .milliseconds(100), duration: .seconds(10),
-                deadline: .milliseconds(500), group: group
-            )
-            let admission = await harness.gateway.admission(upstream: "adaptive")
-            print("overload adaptive: \(outcome) admission \(admission) backend peak \(backend.peakConcurrentRequests)")
-            let seconds = outcome.elapsed / .seconds(1)
-            #expect(Double(outcome.served) >= 0.9 * 200 * seconds, "\(outcome)")
-            #expect(outcome.other.isEmpty, "\(outcome)")
-            #expect(outcome.sent >= 5 * 2000, "the load was not ten times the capacity: \(outcome)")
-            #expect(outcome.lateRefusals == 0, "\(outcome)")
-            #expect(admission.longestWait <= .milliseconds(500), "\(admission)")
+        try await Self.overload(upstream: "adaptive", configure: {
+            $0.admission.maximumInFlight = 400
+            $0.admission.adaptive = AdaptiveConcurrencyLimit.Configuration(initial: 40, minimum: 10, maximum: 400)
+        }) { _, admission, backend in
             // The limit fell from where the load pushed it towards the backend's 10 slots: well
             // under its maximum, so the backend's own queue stayed short.
             #expect(admission.limit <= 40, "\(admission)")
             #expect(backend.peakConcurrentRequests < 400, "\(backend.peakConcurrentRequests)")
         }
-        await backend.stop()
-        try await group.shutdownGracefully()
-        try await backendGroup.shutdownGracefully()
     }
 }
