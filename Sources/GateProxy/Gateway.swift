@@ -90,10 +90,10 @@ public final class Gateway: Sendable {
                 }
             }
         }
-        self.overloadWatch = Task { [routes, health] in
+        self.overloadWatch = Task { [routes, health, loops] in
             var watch = OverloadWatch(
                 phase: warmup.status(now: .now()).phase, redis: redis, flagStore: flagStore, scriptsLoaded: scriptsLoaded, warmup: warmup, soldOut: soldOut,
-                routes: routes, health: health, metrics: metrics, logger: logger
+                routes: routes, health: health, loops: Array(loops.values), metrics: metrics, logger: logger
             )
             while !Task.isCancelled {
                 try? await Task.sleep(for: WarmupController.updateInterval)
@@ -143,6 +143,16 @@ public final class Gateway: Sendable {
         return kind.map { kind in records.filter { $0.kind == kind } } ?? records
     }
 
+    /// Sets the gauges that are read when metrics are scraped: backends, bans and challenged
+    /// clients, the active rules version.
+    public func refreshScrapedMetrics(at now: MonotonicInstant = .now()) {
+        self.metrics.record(self.backendStatus(at: now))
+        let bans = self.abuse.bans(now: now)
+        let accounts = bans.filter { $0.kind == .account }.count
+        self.metrics.recordBlocked(bannedIPs: bans.count - accounts, bannedAccounts: accounts, challenged: self.abuse.challenged(now: now).count)
+        self.metrics.recordRulesVersion(self.ruleSet.version)
+    }
+
     /// Lifts the ban of `key`; returns whether there was one.
     @discardableResult
     public func unblock(_ kind: BanList.Kind, _ key: String) -> Bool {
@@ -178,17 +188,7 @@ public final class Gateway: Sendable {
     /// waiting, the limit now (the sum of the loops' shares), and the longest any admitted
     /// request waited for its slot.
     public func admission(upstream: String) async -> (inFlight: Int, queued: Int, limit: Int, longestWait: Duration) {
-        var total = (inFlight: 0, queued: 0, limit: 0, longestWait: Duration.zero)
-        for bound in self.loops.values {
-            guard let load = try? await bound.eventLoop.submit({ bound.value.admission.load(upstream: upstream) }).get() else {
-                continue
-            }
-            total.inFlight += load.inFlight
-            total.queued += load.queued
-            total.limit += load.limit
-            total.longestWait = max(total.longestWait, load.longestWait)
-        }
-        return total
+        await LoopAdmission.total(upstream: upstream, over: self.loops.values)
     }
 
     /// Whether the route `id` (`POST /buy/ticket`) is answered "sold out" by its latch now, and

@@ -60,6 +60,20 @@ import Testing
             #expect(Self.sample(text, #"spikegate_backend_effective_weight{upstream="tickets",backend="\#(b1)"}"#) == 1)
             #expect(Self.sample(text, #"spikegate_backend_effective_weight{upstream="tickets",backend="\#(b2)"}"#) == 3)
             #expect(harness.backends[0].requests + harness.backends[1].requests == 8)
+            // Every forwarded answer timed, per backend; the gauges of the overload controls.
+            let timed = [b1, b2].compactMap { Self.sample(text, #"spikegate_upstream_response_seconds_count{upstream="tickets",backend="\#($0)"}"#) }
+            #expect(timed.reduce(0, +) == 8, "\(text)")
+            #expect(Self.sample(text, #"spikegate_warmup_phase{phase="ready"}"#) == 1)
+            #expect(Self.sample(text, #"spikegate_warmup_phase{phase="warming"}"#) == 0)
+            #expect(Self.sample(text, #"spikegate_rules_active{version="\#(harness.gateway.ruleSet.version)"}"#) == 1)
+            #expect(Self.sample(text, #"spikegate_bans_active{kind="ip"}"#) == 0)
+            #expect(Self.sample(text, #"spikegate_requests_total{decision="shed"}"#) == 0)
+            let gauges = try await eventually {
+                let text = try await page.request(.GET, "/metrics").body
+                return Self.sample(text, #"spikegate_admission_limit{upstream="tickets"}"#) == 100
+                    && Self.sample(text, #"spikegate_admission_in_flight{upstream="tickets"}"#) == 0
+            }
+            #expect(gauges, "the admission gauges did not show limit 100, 0 under way")
 
             let rules = try await page.request(.GET, "/rules")
             #expect(rules.status == 200)

@@ -107,7 +107,7 @@ struct AdminPages: Sendable {
                 "warmup": ["phase": warmup.phase.rawValue, "admitted_share": warmup.share],
             ])
         case (.GET, "/metrics"):
-            self.gateway.metrics.record(self.gateway.backendStatus())
+            self.gateway.refreshScrapedMetrics()
             return Answer(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
         case (.GET, "/rules"):
             return self.json(.ok, self.rules())

@@ -29,6 +29,8 @@ public final class GatewayMetrics: Sendable {
         case challenged
         /// A challenge solved: a pass issued.
         case challengeSolved = "challenge_solved"
+        /// A solution refused (wrong, expired, someone else's, already used) (403).
+        case challengeFailed = "challenge_failed"
         /// Refused: the client's network is on a deny list (403).
         case denied
         /// Refused: the upstream was at its admission limit (503, by reason in
@@ -50,6 +52,7 @@ public final class GatewayMetrics: Sendable {
     private let banned: Counter
     private let challenged: Counter
     private let challengeSolved: Counter
+    private let challengeFailed: Counter
     private let denied: Counter
     private let shed: Counter
     private let soldOut: Counter
@@ -72,6 +75,8 @@ public final class GatewayMetrics: Sendable {
     let rulesRefused: Counter
     /// Backends whose gauges were set (a backend that left the rules is set to 0 once).
     private let knownBackends = Mutex<Set<[String]>>([])
+    /// The rules version last recorded as active.
+    private let activeVersion = Mutex<String?>(nil)
 
     /// Metrics made by `factory` (default: the process-wide `MetricsSystem`).
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -91,6 +96,7 @@ public final class GatewayMetrics: Sendable {
         self.banned = requests(.banned)
         self.challenged = requests(.challenged)
         self.challengeSolved = requests(.challengeSolved)
+        self.challengeFailed = requests(.challengeFailed)
         self.denied = requests(.denied)
         self.shed = requests(.shed)
         self.soldOut = requests(.soldOut)
@@ -132,6 +138,8 @@ public final class GatewayMetrics: Sendable {
             self.challenged.increment()
         case .challengeSolved:
             self.challengeSolved.increment()
+        case .challengeFailed:
+            self.challengeFailed.increment()
         case .denied:
             self.denied.increment()
         case .shed:
@@ -156,6 +164,52 @@ public final class GatewayMetrics: Sendable {
             Gauge(label: "spikegate_warmup_phase", dimensions: [("phase", each.rawValue)], factory: self.factory).record(each == phase ? 1 : 0)
         }
         Gauge(label: "spikegate_warmup_admitted_ratio", factory: self.factory).record(share)
+    }
+
+    /// The histogram of `backend`'s answer times (admission to the answer's head), in seconds.
+    /// Made once per backend by each event loop (`LoopState` keeps it): the factory takes a lock.
+    func upstreamResponseTimer(_ backend: BackendKey) -> Timer {
+        Timer(
+            label: "spikegate_upstream_response_seconds",
+            dimensions: [("upstream", backend.upstream), ("backend", backend.endpoint.description)],
+            preferredDisplayUnit: .seconds,
+            factory: self.factory
+        )
+    }
+
+    /// Sets the admission gauges of `upstream`: requests under way, waiting, and the limit
+    /// (all event loops together).
+    func recordAdmission(upstream: String, inFlight: Int, queued: Int, limit: Int) {
+        let dimensions = [("upstream", upstream)]
+        Gauge(label: "spikegate_admission_in_flight", dimensions: dimensions, factory: self.factory).record(inFlight)
+        Gauge(label: "spikegate_admission_queued", dimensions: dimensions, factory: self.factory).record(queued)
+        Gauge(label: "spikegate_admission_limit", dimensions: dimensions, factory: self.factory).record(limit)
+    }
+
+    /// Sets the gauges of bans in force, by kind, and of clients under a challenge.
+    func recordBlocked(bannedIPs: Int, bannedAccounts: Int, challenged: Int) {
+        Gauge(label: "spikegate_bans_active", dimensions: [("kind", "ip")], factory: self.factory).record(bannedIPs)
+        Gauge(label: "spikegate_bans_active", dimensions: [("kind", "account")], factory: self.factory).record(bannedAccounts)
+        Gauge(label: "spikegate_challenged_clients", factory: self.factory).record(challenged)
+    }
+
+    /// Sets `spikegate_redis_circuit_open` to the connections whose circuit breaker is open
+    /// or half-open (0: Redis answers), when the gateway has a Redis.
+    func recordRedisCircuits(open: Int) {
+        Gauge(label: "spikegate_redis_circuits_open", factory: self.factory).record(open)
+    }
+
+    /// Sets `spikegate_rules_active{version}` to 1 for the rules in force (and 0 for the ones
+    /// before).
+    func recordRulesVersion(_ version: String) {
+        let previous = self.activeVersion.withLock { active -> String? in
+            defer { active = version }
+            return active
+        }
+        if let previous, previous != version {
+            Gauge(label: "spikegate_rules_active", dimensions: [("version", previous)], factory: self.factory).record(0)
+        }
+        Gauge(label: "spikegate_rules_active", dimensions: [("version", version)], factory: self.factory).record(1)
     }
 
     /// Sets the gauge of routes answered by their sold-out latch.

@@ -188,6 +188,22 @@ final class LoopAdmission {
         return (gate.queue.inFlight, gate.queue.queued, gate.queue.limit, gate.longestWait)
     }
 
+    /// The admission of `upstream` over every event loop: requests under way and waiting, the
+    /// limit (the sum of the loops' shares), and the longest any admitted request waited.
+    static func total(upstream: String, over loops: some Sequence<NIOLoopBound<LoopState>>) async -> (inFlight: Int, queued: Int, limit: Int, longestWait: Duration) {
+        var total = (inFlight: 0, queued: 0, limit: 0, longestWait: Duration.zero)
+        for bound in loops {
+            guard let load = try? await bound.eventLoop.submit({ bound.value.admission.load(upstream: upstream) }).get() else {
+                continue
+            }
+            total.inFlight += load.inFlight
+            total.queued += load.queued
+            total.limit += load.limit
+            total.longestWait = max(total.longestWait, load.longestWait)
+        }
+        return total
+    }
+
     /// Admits what a raised limit lets through and refuses what is past its deadline.
     private func settle(_ gate: Gate, now: MonotonicInstant) {
         let (admitted, timedOut) = gate.queue.expire(now: now)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import GateCore
 import GateRedis
 import GateRules
@@ -32,6 +33,8 @@ final class LoopState {
     private var failing: Set<BackendKey> = []
     /// Requests this loop has under way per backend (for the backends' `max_in_flight`).
     private var backendInFlight: [BackendKey: Int] = [:]
+    /// Each backend's answer-time histogram, made once.
+    private var responseTimers: [BackendKey: CoreMetrics.Timer] = [:]
     private let requestPrefix: String
     private var requestCounter: UInt64 = 0
 
@@ -188,6 +191,18 @@ final class LoopState {
             return
         }
         self.backendInFlight[key] = count > 1 ? count - 1 : nil
+    }
+
+    /// Records `backend`'s answer time.
+    func recordResponseTime(_ duration: Duration, backend: BackendKey, metrics: GatewayMetrics) {
+        let timer: CoreMetrics.Timer
+        if let made = self.responseTimers[backend] {
+            timer = made
+        } else {
+            timer = metrics.upstreamResponseTimer(backend)
+            self.responseTimers[backend] = timer
+        }
+        timer.recordNanoseconds(duration.nanosecondsClamped)
     }
 
     /// Reports how a forwarded request ended (failures always; a success only after a failure).

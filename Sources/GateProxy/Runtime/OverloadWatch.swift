@@ -2,11 +2,12 @@ import GateCore
 import GateRedis
 import GateRules
 import Logging
+import NIOCore
 
 /// What the gateway looks at every `WarmupController.updateInterval` for the overload
 /// controls: whether Redis answers and its scripts are loaded, how many backends passed their
 /// checks (→ the warm-up gate), and the stock in Redis of the routes whose `sold_out:` names
-/// one (→ their latches, each at its `recheck`).
+/// one (→ their latches, each at its `recheck`); and it sets the admission and Redis gauges.
 struct OverloadWatch {
     let redis: RedisClient?
     let flagStore: RedisFlagStore?
@@ -15,6 +16,8 @@ struct OverloadWatch {
     let soldOut: SoldOutBoard
     let routes: RoutesHolder
     let health: HealthBoard
+    /// Every event loop's state (their admission counts are summed for the gauges).
+    let loops: [NIOLoopBound<LoopState>]
     let metrics: GatewayMetrics
     let logger: Logger
     /// When each route's stock is read next (by route id).
@@ -23,8 +26,9 @@ struct OverloadWatch {
 
     init(phase: WarmupGate.Phase, 
         redis: RedisClient?, flagStore: RedisFlagStore?, scriptsLoaded: Bool, warmup: WarmupController, soldOut: SoldOutBoard,
-        routes: RoutesHolder, health: HealthBoard, metrics: GatewayMetrics, logger: Logger
+        routes: RoutesHolder, health: HealthBoard, loops: [NIOLoopBound<LoopState>], metrics: GatewayMetrics, logger: Logger
     ) {
+        self.loops = loops
         self.redis = redis
         self.flagStore = flagStore
         self.scriptsLoaded = scriptsLoaded
@@ -41,6 +45,7 @@ struct OverloadWatch {
         var redisAnswers = false
         if let redis {
             redisAnswers = (try? await redis.send("PING")) != nil
+            self.metrics.recordRedisCircuits(open: await redis.circuitPhases().filter { $0 != .closed }.count)
             if redisAnswers, !self.scriptsLoaded, let flagStore = self.flagStore {
                 self.scriptsLoaded = (try? await flagStore.loadScripts()) != nil
             }
@@ -65,6 +70,15 @@ struct OverloadWatch {
             await self.readStock(rules: rules, redis: redis, now: now)
         }
         self.metrics.recordSoldOut(latchedRoutes: self.soldOut.latchedRoutes)
+        await self.recordAdmission(rules: rules)
+    }
+
+    /// Sums the loops' admission counts per upstream into the gauges.
+    private func recordAdmission(rules: RuleSet) async {
+        for upstream in rules.upstreams {
+            let total = await LoopAdmission.total(upstream: upstream.name, over: self.loops)
+            self.metrics.recordAdmission(upstream: upstream.name, inFlight: total.inFlight, queued: total.queued, limit: total.limit)
+        }
     }
 
     /// Reads the stock of each route that names one and is due: none left latches the route,

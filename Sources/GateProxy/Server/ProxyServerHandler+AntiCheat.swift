@@ -190,7 +190,7 @@ extension ProxyServerHandler {
         let challenge: ChallengeBook.Challenge
         switch self.settings.abuse.redeem(id: id, nonce: nonce, client: client.description, now: now) {
         case .failure(let refusal):
-            return (LocalAnswer(status: .forbidden, code: LocalAnswer.Code.challenge, reason: refusal.rawValue), .refused)
+            return (LocalAnswer(status: .forbidden, code: LocalAnswer.Code.challenge, reason: refusal.rawValue), .challengeFailed)
         case .success(let solved):
             challenge = solved
         }

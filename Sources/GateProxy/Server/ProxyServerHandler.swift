@@ -1019,7 +1019,11 @@ extension ProxyServerHandler: UpstreamExchange {
         self.cancelResponseTimer()
         self.settings.metrics.count(.forwarded)
         if case .admitted(let at) = exchange.admission {
-            exchange.serviceTime = .now() - at
+            let serviceTime = MonotonicInstant.now() - at
+            exchange.serviceTime = serviceTime
+            if let key = exchange.backend {
+                self.loop.recordResponseTime(serviceTime, backend: key, metrics: self.settings.metrics)
+            }
         }
         exchange.soldOutWatch?.head(head, bytes: bytes)
         if let key = exchange.backend {
