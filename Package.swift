@@ -69,11 +69,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // NIO pieces the gateway and the ticket node share: connection draining.
+        // NIO pieces the gateway and the ticket node share: connection draining, line logs.
         .target(
             name: "GateChannels",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -170,6 +172,7 @@ let package = Package(
         .testTarget(
             name: "TicketNodeTests",
             dependencies: [
+                "GateChannels",
                 "GateCore",
                 "GateRedis",
                 "TicketNode",

@@ -1,4 +1,5 @@
 import Foundation
+import GateChannels
 import Logging
 import NIOCore
 import NIOPosix
