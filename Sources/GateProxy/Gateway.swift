@@ -41,6 +41,8 @@ public final class Gateway: Sendable {
     /// The warm-up gate and the sold-out latches (shared with every connection).
     let warmup: WarmupController
     let soldOut: SoldOutBoard
+    /// Written until the gateway has drained.
+    private let accessLog: AccessLog?
     static let sweepInterval = Duration.seconds(10)
     /// Exclusive Redis connections per event loop (the in-flight flags' `watch` mode leases one
     /// per transaction).
@@ -64,6 +66,7 @@ public final class Gateway: Sendable {
         flagStore: RedisFlagStore?,
         warmup: WarmupController,
         soldOut: SoldOutBoard,
+        accessLog: AccessLog?,
         scriptsLoaded: Bool,
         metrics: GatewayMetrics,
         logger: Logger
@@ -71,6 +74,7 @@ public final class Gateway: Sendable {
         self.redis = redis
         self.warmup = warmup
         self.soldOut = soldOut
+        self.accessLog = accessLog
         self.abuse = abuse
         self.flagStore = flagStore
         self.sweeper = Task { [inFlight] in
@@ -278,7 +282,15 @@ public final class Gateway: Sendable {
             }
             redis = client
         }
-        let settings = ProxySettings(configuration: configuration, metrics: metrics, redis: redis)
+        var accessLog: AccessLog?
+        if let path = configuration.accessLog {
+            do {
+                accessLog = try AccessLog(path: path, eventLoop: group.next(), logger: logger)
+            } catch {
+                throw GatewayStartError(message: "\(error)")
+            }
+        }
+        let settings = ProxySettings(configuration: configuration, metrics: metrics, redis: redis, accessLog: accessLog)
         var scriptsLoaded = false
         if let flagStore = settings.flagStore, redisAnswered {
             // The flag scripts into Redis's cache before the first purchase. Not fatal: a script
@@ -370,6 +382,7 @@ public final class Gateway: Sendable {
             flagStore: settings.flagStore,
             warmup: settings.warmup,
             soldOut: settings.soldOut,
+            accessLog: settings.accessLog,
             scriptsLoaded: scriptsLoaded,
             metrics: metrics,
             logger: logger
@@ -537,6 +550,11 @@ public final class Gateway: Sendable {
             self.logger.warning("in-flight flags still being given back at shutdown; they lapse at their TTL")
         }
         await self.redis?.shutdown()
+        do {
+            try await self.accessLog?.close(on: self.controlLoop)
+        } catch {
+            self.logger.error("access log not closed cleanly", metadata: ["error": "\(error)"])
+        }
     }
 }
 

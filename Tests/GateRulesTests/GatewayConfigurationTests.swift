@@ -199,7 +199,7 @@ struct GatewayConfigurationTests {
 
     static let badFixtures: [BadFixture] = [
         BadFixture("misspelt top-level key", "listener:\n  - address: 0.0.0.0:80\n", file: "gateway.yaml", line: 1, path: "listener", message: "unknown key 'listener'", hint: "did you mean 'listeners'?"),
-        BadFixture("unknown key far from any known", "colour: blue\n", file: "gateway.yaml", line: 1, path: "colour", message: "unknown key", hint: "known keys: listeners, admin, redis, rules, timeouts, limits, admission, warmup"),
+        BadFixture("unknown key far from any known", "colour: blue\n", file: "gateway.yaml", line: 1, path: "colour", message: "unknown key", hint: "known keys: listeners, admin, redis, rules, timeouts, limits, admission, warmup, access_log"),
         BadFixture("port out of range", "listeners:\n  - address: 0.0.0.0:99999\n", file: "gateway.yaml", line: 2, path: "listeners[0].address", message: "is not a number in 0...65535"),
         BadFixture("listener without address", "listeners:\n  - proxy_protocol: true\n", file: "gateway.yaml", line: 2, path: "listeners[0]", message: "required key 'address' is missing"),
         BadFixture("two listeners on one port", "listeners:\n  - address: 0.0.0.0:8080\n  - address: 127.0.0.1:8080\n", file: "gateway.yaml", line: 3, path: "listeners[1].address", message: "clashes with listeners[0].address (0.0.0.0:8080, line 2)"),

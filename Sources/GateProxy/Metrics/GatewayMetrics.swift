@@ -151,9 +151,8 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// A request shed for `reason` (also counted as the `shed` decision).
+    /// A request shed for `reason` (counted as the `shed` decision where it is answered).
     func countShed(_ reason: AdmissionQueue<UInt64>.Refusal) {
-        self.shed.increment()
         self.shedByReason[reason]?.increment()
     }
 

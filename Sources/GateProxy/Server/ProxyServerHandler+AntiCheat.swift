@@ -36,7 +36,7 @@ extension ProxyServerHandler {
         account: String?,
         client resolved: IPAddress?,
         holdsPass: inout Bool
-    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision)? {
+    ) -> (answer: LocalAnswer, decision: GatewayMetrics.Decision, rule: String?)? {
         let abuse = self.settings.abuse
         let windowRules = route.windowRules
         guard !windowRules.isEmpty || abuse.hasBans else {
@@ -47,8 +47,9 @@ extension ProxyServerHandler {
         let client = resolved ?? self.clientAddress(fields: fields, resolver: resolver)
         // The peer's text is made once per connection; only a forwarded client is printed here.
         let ip = client == self.peer ? self.peerText : client.description
+        self.access?.client = ip
         if let ban = abuse.ban(ip: ip, account: account, now: now) {
-            return (Self.bannedAnswer(ban, now: now), .banned)
+            return (Self.bannedAnswer(ban, now: now), .banned, ban.rule)
         }
         guard !windowRules.isEmpty else {
             return nil
@@ -70,10 +71,11 @@ extension ProxyServerHandler {
             return nil
         case .challenge(let rule):
             let wantsHTML = fields.contains { $0.name.equalsASCIICaseInsensitive("accept") && $0.value.contains("text/html") }
-            return self.challenge(rule: rule, client: ip, route: route.id, method: method, wantsHTML: wantsHTML, now: now)
+            let challenge = self.challenge(rule: rule, client: ip, route: route.id, method: method, wantsHTML: wantsHTML, now: now)
+            return (challenge.answer, challenge.decision, rule.name)
         case .banned(let ban):
             self.logger.info("banned", metadata: ["kind": "\(ban.kind.rawValue)", "key": "\(ban.key)", "rule": "\(ban.rule)", "reason": "\(ban.reason)"])
-            return (Self.bannedAnswer(ban, now: now), .banned)
+            return (Self.bannedAnswer(ban, now: now), .banned, ban.rule)
         case .limited(let rule):
             let seconds = max(1, Int((rule.length / .seconds(1)).rounded(.up)))
             let answer = LocalAnswer(
@@ -82,7 +84,7 @@ extension ProxyServerHandler {
                 reason: "too many requests (rule \(rule.name))",
                 headers: [("Retry-After", String(seconds))]
             )
-            return (answer, .rateLimited)
+            return (answer, .rateLimited, rule.name)
         }
     }
 

@@ -148,6 +148,22 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// One timer per connection, re-armed only when it fires early: a fast answer costs a
     /// clock read, not a schedule and a cancel.
     private var responseTimer: Scheduled<Void>?
+    /// What the access log will say about the request under way (only with an access log).
+    var access: AccessRecord?
+
+    /// The request under way as the access log sees it, filled in as its phases learn it.
+    struct AccessRecord {
+        let start: MonotonicInstant
+        let method: String
+        let target: String
+        var client: String
+        var account: String?
+        var route: String?
+        var rule: String?
+        var upstream: String?
+        var status = 0
+        var upstreamMicros: Int64?
+    }
 
     init(loop: LoopState, connectionGuard: ConnectionGuard, settings: ProxySettings, peer: IPAddress, scheme: String, logger: Logger) {
         self.loop = loop
@@ -335,6 +351,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.responseTimer = nil
         self.reading = .closed
         self.inbound = nil
+        if self.access != nil {
+            // The client left before its answer was complete.
+            self.logAccess(status: 499, decision: "client_closed")
+        }
         if self.machine.clientClosed(), let upstream = self.upstream {
             // The client left mid-exchange: the upstream connection holds half an exchange.
             self.upstream = nil
@@ -376,8 +396,26 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             return self.protocolViolation(context: context)
         }
         self.settings.metrics.count(.refused)
+        self.logAccess(status: refusal.status, decision: GatewayMetrics.Decision.refused.rawValue)
         let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
         self.write(answer, minor: minor, keepAlive: false, context: context)
+    }
+
+    /// Writes the access log's line for the request under way (when there is an access log);
+    /// a refused head that could not be parsed gets a line without method and target.
+    private func logAccess(status: Int, decision: String) {
+        guard let log = self.settings.accessLog else {
+            return
+        }
+        let now = MonotonicInstant.now()
+        let record = self.access ?? AccessRecord(start: now, method: "", target: "", client: self.peerText)
+        self.access = nil
+        let micros = (now - record.start).nanosecondsClamped / 1_000
+        log.record(AccessLog.Entry(
+            time: AccessLog.now(), client: record.client, account: record.account, method: record.method,
+            target: record.target, route: record.route, decision: decision, rule: record.rule, upstream: record.upstream,
+            status: status, micros: micros, upstreamMicros: record.upstreamMicros
+        ))
     }
 
     /// Handles a complete request head; returns its body framing, or `nil` when the head was
@@ -393,6 +431,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             head = parsed
         }
         let minor = head.major == 1 && head.minor == 0 ? 0 : 1
+        if self.settings.accessLog != nil {
+            self.access = AccessRecord(start: .now(), method: head.method, target: head.target, client: self.peerText)
+        }
         let framing: RequestHeadCheck.BodyFraming
         switch RequestHeadCheck.check(major: head.major, minor: head.minor, uri: head.target, headers: head.fields, limits: self.settings.headLimits) {
         case .failure(let refusal):
@@ -415,8 +456,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         guard let route = routes.ruleSet.route(method: head.method, path: head.target), let upstream = routes.upstreams[route.upstream] else {
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
+            // (The access log says no route.)
             return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)
         }
+        self.access?.route = route.id
         // The warm-up gate: after a (re)start, nothing before the dependencies are warm, then a
         // rising share.
         if !self.settings.warmup.admits(draw: Double.random(in: 0..<1), now: .now()) {
@@ -434,6 +477,9 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             }
             allowed = routes.ruleSet.allow.contains(address)
             client = address
+            if address != self.peer {
+                self.access?.client = address.description
+            }
         }
         // The sold-out latch: once the sale is over the gateway answers it, letting one request
         // through every recheck (or reading the stock in Redis instead).
@@ -459,11 +505,13 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .success(let found):
             account = found
         }
+        self.access?.account = account
         var holdsPass = false
         if !allowed, let refusal = self.checkWindows(
             method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver,
             fields: head.fields, account: account, client: client, holdsPass: &holdsPass
         ) {
+            self.access?.rule = refusal.rule
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         var hold: InFlightRegistry.Hold?
@@ -494,7 +542,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.settings.inFlight.release(hold)
             }
             self.settings.metrics.countShed(reason)
-            return self.answerHead(Self.shedAnswers[reason]!, decision: nil, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
+            return self.answerHead(Self.shedAnswers[reason]!, decision: .shed, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         guard self.machine.headAccepted(keepAlive: keepAlive) else {
             if let hold {
@@ -580,7 +628,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// body is read with, or `nil` when the connection closes.
     private func answerHead(
         _ answer: LocalAnswer,
-        decision: GatewayMetrics.Decision?,
+        decision: GatewayMetrics.Decision,
         minor: Int,
         keepAlive: Bool,
         framing: RequestHeadCheck.BodyFraming,
@@ -590,9 +638,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.protocolViolation(context: context)
             return nil
         }
-        if let decision {
-            self.settings.metrics.count(decision)
-        }
+        self.settings.metrics.count(decision)
+        self.logAccess(status: Int(answer.status.code), decision: decision.rawValue)
         self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
         return framing
     }
@@ -632,7 +679,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         if let refusal {
             exchange.admission = .released
             self.settings.metrics.countShed(refusal)
-            self.perform(self.machine.upstreamUnavailable(), answer: Self.shedAnswers[refusal]!, decision: nil)
+            self.perform(self.machine.upstreamUnavailable(), answer: Self.shedAnswers[refusal]!, decision: .shed)
             return
         }
         exchange.admission = .admitted(at: .now())
@@ -798,6 +845,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// `answer` and close — or just close when the upstream's answer has begun.
     private func abandonRequest(_ answer: LocalAnswer, context: ChannelHandlerContext) {
         self.settings.metrics.count(.refused)
+        self.logAccess(status: self.machine.responseStarted ? self.access?.status ?? 0 : Int(answer.status.code), decision: GatewayMetrics.Decision.refused.rawValue)
         self.reading = .closed
         self.inbound = nil
         if let upstream = self.upstream {
@@ -904,15 +952,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     }
 
     /// Answers `answer` (counted as `decision`) or closes, as the state machine decided.
-    private func perform(_ action: StateMachine.FailureAction, answer: LocalAnswer, decision: GatewayMetrics.Decision?) {
+    private func perform(_ action: StateMachine.FailureAction, answer: LocalAnswer, decision: GatewayMetrics.Decision) {
         guard let context = self.context else {
             return
         }
         switch action {
         case .answer(let keepAlive):
-            if let decision {
-                self.settings.metrics.count(decision)
-            }
+            self.settings.metrics.count(decision)
+            self.logAccess(status: Int(answer.status.code), decision: decision.rawValue)
             let minor = self.exchange?.minor ?? 1
             let kept = self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
             if kept, self.machine.isIdle {
@@ -920,6 +967,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.exchangeFinished(context: context)
             }
         case .closeClient:
+            // The answer had begun: it is cut short.
+            self.logAccess(status: self.access?.status ?? 0, decision: decision.rawValue)
             self.reading = .closed
             context.close(promise: nil)
         case .none:
@@ -1024,6 +1073,13 @@ extension ProxyServerHandler: UpstreamExchange {
             if let key = exchange.backend {
                 self.loop.recordResponseTime(serviceTime, backend: key, metrics: self.settings.metrics)
             }
+            if self.access != nil {
+                self.access!.upstreamMicros = serviceTime.nanosecondsClamped / 1_000
+            }
+        }
+        if self.access != nil {
+            self.access!.status = head.status
+            self.access!.upstream = exchange.backend?.description
         }
         exchange.soldOutWatch?.head(head, bytes: bytes)
         if let key = exchange.backend {
@@ -1127,6 +1183,7 @@ extension ProxyServerHandler: UpstreamExchange {
             exchange.soldOutWatch = nil
             self.settle(watch)
         }
+        self.logAccess(status: self.access?.status ?? 0, decision: GatewayMetrics.Decision.forwarded.rawValue)
         if let upstream = self.upstream {
             self.upstream = nil
             if reuseUpstream {

@@ -28,9 +28,12 @@ struct ProxySettings: Sendable {
     let warmup: WarmupController
     /// The routes' sold-out latches.
     let soldOut: SoldOutBoard
+    /// The access log, when one is configured (`access_log:`).
+    let accessLog: AccessLog?
 
-    init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil) {
+    init(configuration: GatewayConfiguration, metrics: GatewayMetrics, redis: RedisClient? = nil, accessLog: AccessLog? = nil) {
         self.metrics = metrics
+        self.accessLog = accessLog
         self.inFlight = InFlightRegistry()
         self.abuse = AbuseGuard(sharesClusterWindows: redis != nil)
         var generator = SystemRandomNumberGenerator()

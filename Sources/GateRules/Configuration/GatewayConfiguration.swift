@@ -29,6 +29,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
     /// Holding traffic back after a start until the dependencies are warm (`usesRedis` is
     /// not read from the file: the gateway sets it from `redis`).
     public var warmup = WarmupGate.Configuration()
+    /// Where the access log goes (one JSON line per request; `access_log:`), or `nil` for none.
+    public var accessLog: String?
 
     /// One listener on `0.0.0.0:8080` when none is given.
     public static let defaultListeners = [Listener(endpoint: Endpoint(host: "0.0.0.0", port: 8080))]

@@ -24,7 +24,7 @@ struct GatewayConfigurationDecoder {
         var configuration = GatewayConfiguration()
         let fields = self.reader.fields(
             of: self.reader.root(of: yaml),
-            keys: ["listeners", "admin", "redis", "rules", "timeouts", "limits", "admission", "warmup"]
+            keys: ["listeners", "admin", "redis", "rules", "timeouts", "limits", "admission", "warmup", "access_log"]
         )
         var bound: [(endpoint: Endpoint, value: YAMLValue)] = []
         if let listeners = self.reader.elements(of: fields?["listeners"]) {
@@ -44,6 +44,7 @@ struct GatewayConfigurationDecoder {
             configuration.redis = url
         }
         configuration.rulesDirectory = self.path(fields?["rules"])
+        configuration.accessLog = self.path(fields?["access_log"])
         self.decodeTimeouts(fields?["timeouts"], into: &configuration.timeouts)
         self.decodeLimits(fields?["limits"], into: &configuration.limits)
         self.decodeAdmission(fields?["admission"], into: &configuration.admission)
