@@ -73,6 +73,7 @@ let package = Package(
         .target(
             name: "GateChannels",
             dependencies: [
+                "GateCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,6 +189,7 @@ let package = Package(
             name: "GateProxyTests",
             dependencies: [
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                "GateChannels",
                 "GateCore",
                 "GateProxy",
                 "GateRules",

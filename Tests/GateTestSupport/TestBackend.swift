@@ -279,6 +279,9 @@ public final class TestBackend: Sendable {
     private func listen() async throws {
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A gateway opens a connection per request under way: hundreds at once in the crowd
+            // tests, more than NIO's default backlog of 128 holds while a busy loop accepts.
+            .serverChannelOption(.backlog, value: 1024)
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
                 self.connections.withLockedValue { $0[id] = channel }

@@ -24,6 +24,7 @@ struct GatewayCommandTests {
         let adminPort = try freeLoopbackPort()
         let gateway = try SpikegateProcess.start([
             "gateway", "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:\(adminPort)", "--rules", directory.path, "--threads", "1",
+            "--log-format", "json",
         ])
         defer {
             gateway.kill()
@@ -77,6 +78,13 @@ struct GatewayCommandTests {
         #expect(answer.status == 200, "\(answer.body)")
         let status = try await gateway.waitForExit(timeout: .seconds(15))
         #expect(status == 0, "\(gateway.printed)")
+        // --log-format json: every log event one JSON object per line.
+        let events = gateway.printed.split(separator: "\n").filter { $0.hasPrefix("{") }
+        let messages = events.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["msg"] as? String
+        }
+        #expect(!events.isEmpty && messages.count == events.count, "\(gateway.printed)")
+        #expect(messages.contains("rules active") && messages.contains("stopped"), "\(messages)")
 
         await admin.close()
         await first.stop()

@@ -45,6 +45,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads (default: one per core).")
     var threads = System.coreCount
 
+    @OptionGroup var log: LogOptions
+
     func validate() throws {
         guard self.threads > 0 else {
             throw ValidationError("--threads must be positive")
@@ -100,6 +102,7 @@ struct GatewayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        self.log.bootstrap()
         let logger = Logger(label: "spikegate.gateway")
         let configuration: GatewayConfiguration
         let rules: RuleSet

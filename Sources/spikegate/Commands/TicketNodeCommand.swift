@@ -49,6 +49,8 @@ struct TicketNodeCommand: AsyncParsableCommand {
     @Option(help: "Append one JSON line per request (route, account, answer, local sales, latency) to FILE.")
     var statLog: String?
 
+    @OptionGroup var log: LogOptions
+
     @Option(help: "On SIGTERM/SIGINT, how long requests in flight may take before connections are closed.")
     var drainTimeout = "10s"
 
@@ -105,6 +107,7 @@ struct TicketNodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        self.log.bootstrap()
         let (host, port) = try self.endpoint()
         var redisConfiguration = try RedisConfiguration(url: self.redis)
         redisConfiguration.commandTimeout = try DurationText.parse(self.redisTimeout)
