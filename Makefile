@@ -3,9 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SWIFT ?= swift
-# Debian packages the build and the tests need (hiredis headers, a real redis-server, and
-# OpenSSL's s_client and curl as real TLS clients for the gateway's TLS tests).
-DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl
+# Debian packages the build and the tests need (hiredis headers, a real redis-server, OpenSSL's
+# s_client and curl as real TLS clients for the gateway's TLS tests, and Chromium to load the
+# admin dashboard headless).
+DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl chromium
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx
@@ -13,7 +14,7 @@ BENCH_PROXY_PACKAGES := wrk nginx haproxy redis-tools
 BENCH_OVERLOAD_PACKAGES := wrk nginx haproxy python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy deps-bench-overload build release test demo bench-redis bench-node bench-proxy bench-overload clean
+.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy deps-bench-overload build release test demo bench-redis bench-node bench-proxy bench-overload screenshot clean
 
 help:
 	@echo "make demo         install missing packages, build, run the flash-sale demo"
@@ -25,6 +26,7 @@ help:
 	@echo "make bench-node   ab and wrk against one ticket node and 4 nodes behind nginx (weights 1-4)"
 	@echo "make bench-proxy  wrk through spikegate gateway, nginx and haproxy (one thread each) to one backend, vs direct"
 	@echo "make bench-overload  the sold-out latch vs haproxy proxying the answer; refusals under 10x overload"
+	@echo "make screenshot   docs/dashboard.png: the admin dashboard of a live gateway, by headless Chromium"
 
 # Installs only what is missing; `apt-get update` runs once, and only when something is missing.
 deps:
@@ -76,6 +78,11 @@ bench-node: deps-bench-node release
 # Knobs: ROUNDS, DURATION, CONCURRENCY, WARMUP, SPIKEGATE_BIN, SKIP_SPIKEGATE (see the script).
 bench-proxy: deps-bench-proxy release
 	@bash Deploy/bench/bench-proxy.sh
+
+# The admin dashboard with a ban and a challenge in place, rendered by headless Chromium.
+screenshot: release
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="python3"
+	@bash Deploy/screenshot.sh
 
 # Knobs: ROUNDS, DURATION, CONCURRENCY, RATE, SPIKEGATE_BIN (see the script).
 bench-overload: deps-bench-overload release

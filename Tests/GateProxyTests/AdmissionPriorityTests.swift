@@ -22,9 +22,9 @@ struct AdmissionPriorityTests {
             $0.admission.adaptive = nil
             $0.admission.queueTimeout = .seconds(10)
         }) { harness in
-            // One purchase holds the backend's only slot for 1 s (the queue's deadline is long);
+            // One purchase holds the backend's only slot for 3 s (the queue's deadline is long);
             // two more wait, then a payment.
-            let sends: [(HTTPMethod, String)] = [(.GET, "/work/1000?first"), (.GET, "/work/20?second"), (.GET, "/work/20?third"), (.PUT, "/work/20?payment")]
+            let sends: [(HTTPMethod, String)] = [(.GET, "/work/3000?first"), (.GET, "/work/20?second"), (.GET, "/work/20?third"), (.PUT, "/work/20?payment")]
             var answers: [Task<Int, any Error>] = []
             for (index, (method, path)) in sends.enumerated() {
                 let connection = try await harness.connect()
@@ -44,7 +44,7 @@ struct AdmissionPriorityTests {
                 statuses.append(try await answer.value)
             }
             #expect(statuses == [200, 200, 200, 200])
-            #expect(backend.paths == ["/work/1000?first", "/work/20?payment", "/work/20?second", "/work/20?third"])
+            #expect(backend.paths == ["/work/3000?first", "/work/20?payment", "/work/20?second", "/work/20?third"])
             #expect(backend.peakConcurrentRequests == 1)
         }
         await backend.stop()

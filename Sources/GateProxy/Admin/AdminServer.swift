@@ -7,8 +7,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/healthz`, `/readyz`, `/metrics`, `/rules`, `POST /rules/reload`,
-/// `GET /blocked` and `DELETE /blocked/{ip|account}/{key}`.
+/// The admin listener: `/` (the dashboard), `/healthz`, `/readyz`, `/metrics`, `/rules`,
+/// `POST /rules/reload`, `GET /blocked` and `DELETE /blocked/{ip|account}/{key}`.
 ///
 /// On its own address (keep it on loopback or a management network): it tells who is routed
 /// where and can reload the rules.
@@ -97,6 +97,8 @@ struct AdminPages: Sendable {
             return self.blocked(method: method, path: path, query: query)
         }
         switch (method, path) {
+        case (.GET, "/"):
+            return Answer(status: .ok, contentType: "text/html; charset=utf-8", body: Dashboard.html)
         case (.GET, "/healthz"):
             return self.json(.ok, ["status": "ok"])
         case (.GET, "/readyz"):
@@ -123,11 +125,11 @@ struct AdminPages: Sendable {
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/rules"), (_, "/rules/reload"):
             return self.json(.methodNotAllowed, ["error": "\(method.rawValue) is not allowed on \(path)"])
         default:
-            return self.json(.notFound, ["error": "no admin page \(path); try /healthz, /readyz, /metrics, /rules, /blocked"])
+            return self.json(.notFound, ["error": "no admin page \(path); try /, /healthz, /readyz, /metrics, /rules, /blocked"])
         }
     }
 
-    /// `GET /blocked[?kind=ip|account&action=banned|challenged&rule=NAME&limit=N]`: the bans in
+    /// `GET /blocked[?kind=ip|account&action=banned|challenged&rule=NAME&limit=N&offset=M]`: the bans in
     /// force, then the clients challenged within a window length (`hits`: requests refused by
     /// the ban, or challenges issued); `DELETE /blocked/KIND/KEY` lifts a ban and forgets the
     /// challenge record (`KEY` percent-encoded).
@@ -155,6 +157,13 @@ struct AdminPages: Sendable {
                 }
                 limit = parsed
             }
+            var offset = 0
+            if let text = parameters["offset"] {
+                guard let parsed = Int(text), parsed >= 0 else {
+                    return self.json(.badRequest, ["error": "offset '\(text)' is not a number from 0"])
+                }
+                offset = parsed
+            }
             var actions = ["banned", "challenged"]
             if let text = parameters["action"] {
                 guard actions.contains(text) else {
@@ -174,11 +183,15 @@ struct AdminPages: Sendable {
             if let rule {
                 records = records.filter { $0.record.rule == rule }
             }
+            let page = records.dropFirst(offset).prefix(limit)
             return self.json(.ok, [
                 "count": records.count,
                 "banned": records.count { $0.action == "banned" },
                 "challenged": records.count { $0.action == "challenged" },
-                "blocked": records.prefix(limit).map { action, ban -> [String: Any] in
+                "offset": offset,
+                // Where the next page starts, or null on the last one.
+                "next_offset": offset + page.count < records.count ? offset + page.count as Any : NSNull(),
+                "blocked": page.map { action, ban -> [String: Any] in
                     [
                         "action": action,
                         "kind": ban.kind.rawValue,
