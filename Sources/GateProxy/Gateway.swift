@@ -303,7 +303,7 @@ public final class Gateway: Sendable {
                 logger.warning("in-flight flag scripts not loaded into redis; loaded on first use", metadata: ["error": "\(error)"])
             }
         }
-        let routes = RoutesHolder(ruleSet: rules)
+        let routes = RoutesHolder(ruleSet: rules, metrics: metrics)
         let health = HealthBoard()
         health.sync(upstreams: rules.upstreams)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopState>] = [:]

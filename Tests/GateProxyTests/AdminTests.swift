@@ -49,10 +49,10 @@ import Testing
             let scraped = try await page.request(.GET, "/metrics")
             #expect(scraped.status == 200)
             let text = scraped.body
-            #expect(Self.sample(text, #"spikegate_requests_total{decision="forwarded"}"#) == 8, "\(text)")
-            #expect(Self.sample(text, #"spikegate_requests_total{decision="no_route"}"#) == 2)
-            #expect(Self.sample(text, #"spikegate_requests_total{decision="refused"}"#) == 1)
-            #expect(Self.sample(text, #"spikegate_requests_total{decision="upstream_failed"}"#) == 0)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /api/*",decision="forwarded"}"#) == 8, "\(text)")
+            #expect(Self.sample(text, #"spikegate_requests_total{route="-",decision="no_route"}"#) == 2)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="-",decision="refused"}"#) == 1)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /api/*",decision="upstream_failed"}"#) == 0)
             #expect(Self.sample(text, "spikegate_connections_refused_total") == 1)
             #expect(Self.sample(text, "spikegate_connections_open") == 2)
             let b1 = "127.0.0.1:\(harness.backends[0].port)"
@@ -67,7 +67,7 @@ import Testing
             #expect(Self.sample(text, #"spikegate_warmup_phase{phase="warming"}"#) == 0)
             #expect(Self.sample(text, #"spikegate_rules_active{version="\#(harness.gateway.ruleSet.version)"}"#) == 1)
             #expect(Self.sample(text, #"spikegate_bans_active{kind="ip"}"#) == 0)
-            #expect(Self.sample(text, #"spikegate_requests_total{decision="shed"}"#) == 0)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /api/*",decision="shed"}"#) == 0)
             let gauges = try await eventually {
                 let text = try await page.request(.GET, "/metrics").body
                 return Self.sample(text, #"spikegate_admission_limit{upstream="tickets"}"#) == 100

@@ -6,6 +6,7 @@ import GateTestSupport
 import Logging
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import Testing
 
 /// The admin dashboard, loaded from a live gateway into a real headless Chromium (Debian's
@@ -39,10 +40,12 @@ struct DashboardTests {
     func showsTheBan() async throws {
         let routes = "  - prefix: /buy/\n    upstream: tickets\n    windows: [w]\n  - prefix: /\n    upstream: tickets\n"
         let windows = "windows:\n  w: {length: 10s, ban_above: 2, ban_for: 5m}\n"
-        try await GatewayHarness.with(weights: [1], routes: routes, extra: windows) { harness in
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        try await GatewayHarness.with(weights: [1], routes: routes, extra: windows, metrics: metrics) { harness in
             let admin = try await AdminServer.start(
                 endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil,
-                metrics: { "" }, group: harness.group, logger: Logger(label: "test")
+                metrics: { registry.emitToString() }, group: harness.group, logger: Logger(label: "test")
             )
             let bot = try await harness.connect(from: "127.0.9.1")
             for _ in 0..<3 {
@@ -59,6 +62,8 @@ struct DashboardTests {
             #expect(dom.contains(#"<b id="ready" class="ok">ready</b>"#), "\(dom)")
             #expect(dom.contains(#"<b id="rules-version">\#(harness.gateway.ruleSet.version)</b>"#))
             #expect(dom.contains(#"<b id="banned-count">1</b>"#))
+            // The rates table, summed over routes from /metrics (the metrics of this gateway).
+            #expect(dom.contains("<td>forwarded</td>") && dom.contains("<td>banned</td>"), "\(dom)")
             await page.close()
             await bot.close()
             await admin.shutdown()

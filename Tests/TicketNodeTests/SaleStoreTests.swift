@@ -138,7 +138,11 @@ struct SaleStoreTests {
                 Issue.record("an account whose reservation expired could not buy again")
                 return
             }
-            #expect(try await store.reap() == 0, "nothing is returned twice")
+            // Nothing is returned twice: the old reservations are gone, and the new one is either
+            // still held or (on a slow machine, past its 200 ms) returned once.
+            let again = try await store.reap()
+            #expect(again <= 1, "nothing is returned twice")
+            #expect(try await store.status().sold == 1 - again)
         }
     }
 

@@ -73,9 +73,13 @@ enum Dashboard {
         async function rates() {
           const body = await (await fetch("/metrics")).text();
           const now = Date.now();
+          // Summed over the routes.
+          const totals = {};
+          for (const match of body.matchAll(/^spikegate_requests_total\\{route="(?:[^"\\\\]|\\\\.)*",decision="([a-z_]+)"\\} ([0-9.e+]+)$/gm)) {
+            totals[match[1]] = (totals[match[1]] || 0) + Number(match[2]);
+          }
           const rows = [];
-          for (const match of body.matchAll(/^spikegate_requests_total\\{decision="([a-z_]+)"\\} ([0-9.e+]+)$/gm)) {
-            const decision = match[1], total = Number(match[2]);
+          for (const [decision, total] of Object.entries(totals)) {
             const rate = previousAt && previous[decision] !== undefined ? (total - previous[decision]) * 1000 / (now - previousAt) : 0;
             previous[decision] = total;
             rows.push([decision, rate, total]);

@@ -10,7 +10,7 @@ import Synchronization
 /// admin listener's `/metrics` exports them.
 public final class GatewayMetrics: Sendable {
     /// Why a request was answered the way it was.
-    enum Decision: String {
+    enum Decision: String, CaseIterable {
         /// Sent to a backend, whose answer went back.
         case forwarded
         /// Refused by the head check (smuggling, sizes, syntax).
@@ -40,23 +40,28 @@ public final class GatewayMetrics: Sendable {
         case soldOut = "sold_out"
         /// Refused: the gateway is warming up (503).
         case warmupRefused = "warmup_refused"
+        /// Its place in `allCases` (a switch: no array and no hash per request).
+        var ordinal: Int {
+            switch self {
+            case .forwarded: 0
+            case .refused: 1
+            case .noRoute: 2
+            case .upstreamFailed: 3
+            case .inFlightRefused: 4
+            case .rateLimited: 5
+            case .banned: 6
+            case .challenged: 7
+            case .challengeSolved: 8
+            case .challengeFailed: 9
+            case .denied: 10
+            case .shed: 11
+            case .soldOut: 12
+            case .warmupRefused: 13
+            }
+        }
     }
 
     private let factory: any MetricsFactory
-    private let forwarded: Counter
-    private let refused: Counter
-    private let noRoute: Counter
-    private let upstreamFailed: Counter
-    private let inFlightRefused: Counter
-    private let rateLimited: Counter
-    private let banned: Counter
-    private let challenged: Counter
-    private let challengeSolved: Counter
-    private let challengeFailed: Counter
-    private let denied: Counter
-    private let shed: Counter
-    private let soldOut: Counter
-    private let warmupRefused: Counter
     private let shedByReason: [AdmissionQueue<UInt64>.Refusal: Counter]
     /// Requests a `shadow` window would have refused or banned (they were forwarded).
     let windowShadowed: Counter
@@ -81,26 +86,9 @@ public final class GatewayMetrics: Sendable {
     /// Metrics made by `factory` (default: the process-wide `MetricsSystem`).
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
-        func requests(_ decision: Decision) -> Counter {
-            Counter(label: "spikegate_requests_total", dimensions: [("decision", decision.rawValue)], factory: factory)
-        }
         func timeouts(_ limit: String) -> Counter {
             Counter(label: "spikegate_client_timeouts_total", dimensions: [("limit", limit)], factory: factory)
         }
-        self.forwarded = requests(.forwarded)
-        self.refused = requests(.refused)
-        self.noRoute = requests(.noRoute)
-        self.upstreamFailed = requests(.upstreamFailed)
-        self.inFlightRefused = requests(.inFlightRefused)
-        self.rateLimited = requests(.rateLimited)
-        self.banned = requests(.banned)
-        self.challenged = requests(.challenged)
-        self.challengeSolved = requests(.challengeSolved)
-        self.challengeFailed = requests(.challengeFailed)
-        self.denied = requests(.denied)
-        self.shed = requests(.shed)
-        self.soldOut = requests(.soldOut)
-        self.warmupRefused = requests(.warmupRefused)
         self.shedByReason = Dictionary(uniqueKeysWithValues: AdmissionQueue<UInt64>.Refusal.allCases.map { reason in
             (reason, Counter(label: "spikegate_shed_total", dimensions: [("reason", reason.rawValue)], factory: factory))
         })
@@ -118,36 +106,38 @@ public final class GatewayMetrics: Sendable {
         self.rulesRefused = Counter(label: "spikegate_rules_reloads_total", dimensions: [("result", "refused")], factory: factory)
     }
 
-    func count(_ decision: Decision) {
-        switch decision {
-        case .forwarded:
-            self.forwarded.increment()
-        case .refused:
-            self.refused.increment()
-        case .noRoute:
-            self.noRoute.increment()
-        case .upstreamFailed:
-            self.upstreamFailed.increment()
-        case .inFlightRefused:
-            self.inFlightRefused.increment()
-        case .rateLimited:
-            self.rateLimited.increment()
-        case .banned:
-            self.banned.increment()
-        case .challenged:
-            self.challenged.increment()
-        case .challengeSolved:
-            self.challengeSolved.increment()
-        case .challengeFailed:
-            self.challengeFailed.increment()
-        case .denied:
-            self.denied.increment()
-        case .shed:
-            self.shed.increment()
-        case .soldOut:
-            self.soldOut.increment()
-        case .warmupRefused:
-            self.warmupRefused.increment()
+    /// The request counters of one rule set: one per route and decision, and one per decision
+    /// for requests no route took (`route="-"`), made when the rules are installed so a request
+    /// only indexes an array.
+    final class RouteCounters: Sendable {
+        fileprivate let byRoute: [[Counter]]
+        fileprivate let unrouted: [Counter]
+
+        fileprivate init(byRoute: [[Counter]], unrouted: [Counter]) {
+            self.byRoute = byRoute
+            self.unrouted = unrouted
+        }
+    }
+
+    /// `spikegate_requests_total{route,decision}` for the routes `ids` (in rule order).
+    func routeCounters(for ids: [String]) -> RouteCounters {
+        func counters(_ route: String) -> [Counter] {
+            // Placed by ordinal, whatever the order of `allCases`.
+            Decision.allCases.sorted { $0.ordinal < $1.ordinal }.map { decision in
+                Counter(label: "spikegate_requests_total", dimensions: [("route", route), ("decision", decision.rawValue)], factory: self.factory)
+            }
+        }
+        return RouteCounters(byRoute: ids.map(counters), unrouted: counters("-"))
+    }
+
+    /// Counts a request answered as `decision` on the route at `route` of `counters` (`nil`: no
+    /// route took it).
+    func count(_ decision: Decision, route: Int?, in counters: RouteCounters) {
+        let index = decision.ordinal
+        if let route, route < counters.byRoute.count {
+            counters.byRoute[route][index].increment()
+        } else {
+            counters.unrouted[index].increment()
         }
     }
 

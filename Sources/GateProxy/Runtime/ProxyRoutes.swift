@@ -9,9 +9,12 @@ final class ProxyRoutes: Sendable {
     let upstreams: [String: Upstream]
     /// Counts the swaps; an event loop's cached copy is current while the numbers match.
     let generation: Int
+    /// `spikegate_requests_total{route,decision}` for these routes.
+    let counters: GatewayMetrics.RouteCounters
 
-    init(ruleSet: RuleSet, generation: Int) {
+    init(ruleSet: RuleSet, generation: Int, metrics: GatewayMetrics) {
         self.ruleSet = ruleSet
+        self.counters = metrics.routeCounters(for: ruleSet.routes.map(\.id))
         self.resolver = ClientAddressResolver(trustedProxies: ruleSet.trustedProxies)
         self.upstreams = Dictionary(ruleSet.upstreams.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.generation = generation
@@ -23,9 +26,11 @@ final class ProxyRoutes: Sendable {
 final class RoutesHolder: Sendable {
     private let current: Mutex<ProxyRoutes>
     private let generationNumber: Atomic<Int>
+    private let metrics: GatewayMetrics
 
-    init(ruleSet: RuleSet) {
-        self.current = Mutex(ProxyRoutes(ruleSet: ruleSet, generation: 0))
+    init(ruleSet: RuleSet, metrics: GatewayMetrics) {
+        self.metrics = metrics
+        self.current = Mutex(ProxyRoutes(ruleSet: ruleSet, generation: 0, metrics: metrics))
         self.generationNumber = Atomic(0)
     }
 
@@ -41,7 +46,7 @@ final class RoutesHolder: Sendable {
     @discardableResult
     func swap(to ruleSet: RuleSet) -> ProxyRoutes {
         let routes = self.current.withLock { current -> ProxyRoutes in
-            current = ProxyRoutes(ruleSet: ruleSet, generation: current.generation + 1)
+            current = ProxyRoutes(ruleSet: ruleSet, generation: current.generation + 1, metrics: self.metrics)
             return current
         }
         self.generationNumber.store(routes.generation, ordering: .releasing)

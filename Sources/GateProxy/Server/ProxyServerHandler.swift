@@ -150,6 +150,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var responseTimer: Scheduled<Void>?
     /// What the access log will say about the request under way (only with an access log).
     var access: AccessRecord?
+    /// The request counters of the rules the request under way was routed by, and its route.
+    private var counting: (counters: GatewayMetrics.RouteCounters, route: Int?)?
 
     /// The request under way as the access log sees it, filled in as its phases learn it.
     struct AccessRecord {
@@ -395,10 +397,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         guard self.machine.headAnsweredLocally(keepAlive: false) else {
             return self.protocolViolation(context: context)
         }
-        self.settings.metrics.count(.refused)
+        self.count(.refused)
         self.logAccess(status: refusal.status, decision: GatewayMetrics.Decision.refused.rawValue)
         let answer = LocalAnswer(status: HTTPResponseStatus(statusCode: refusal.status), code: LocalAnswer.Code.badRequest, reason: refusal.reason)
         self.write(answer, minor: minor, keepAlive: false, context: context)
+    }
+
+    /// Counts the request under way as `decision`, on its route.
+    private func count(_ decision: GatewayMetrics.Decision) {
+        let counting = self.counting ?? (self.loop.routes.counters, nil)
+        self.settings.metrics.count(decision, route: counting.route, in: counting.counters)
     }
 
     /// Writes the access log's line for the request under way (when there is an access log);
@@ -444,6 +452,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         let keepAlive = head.isKeepAlive
         let routes = self.loop.routes
+        self.counting = (routes.counters, nil)
         // Byte-wise, against prefixes made once (a concatenation here would allocate per request).
         let target = head.target.utf8
         if target.elementsEqual(Self.verifyPath.utf8) || target.starts(with: Self.verifyQueryPrefix.utf8) {
@@ -454,12 +463,14 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             let image = self.captchaImage(target: head.target, fields: head.fields, resolver: routes.resolver)
             return self.answerHead(image.answer, decision: image.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
-        guard let route = routes.ruleSet.route(method: head.method, path: head.target), let upstream = routes.upstreams[route.upstream] else {
+        let routeIndex = routes.ruleSet.routeIndex(method: head.method, path: head.target)
+        guard let routeIndex, case let route = routes.ruleSet.routes[routeIndex], let upstream = routes.upstreams[route.upstream] else {
             let answer = LocalAnswer(status: .notFound, code: LocalAnswer.Code.noRoute, reason: "no route for \(head.method) \(Self.path(of: head.target))")
             // (The access log says no route.)
             return self.answerHead(answer, decision: .noRoute, minor: minor, keepAlive: keepAlive && framing == .none, framing: framing, context: context)
         }
         self.access?.route = route.id
+        self.counting = (routes.counters, routeIndex)
         // The warm-up gate: after a (re)start, nothing before the dependencies are warm, then a
         // rising share.
         if !self.settings.warmup.admits(draw: Double.random(in: 0..<1), now: .now()) {
@@ -638,7 +649,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.protocolViolation(context: context)
             return nil
         }
-        self.settings.metrics.count(decision)
+        self.count(decision)
         self.logAccess(status: Int(answer.status.code), decision: decision.rawValue)
         self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
         return framing
@@ -844,7 +855,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// The request body cannot go on: stop reading, drop the upstream exchange, and answer
     /// `answer` and close — or just close when the upstream's answer has begun.
     private func abandonRequest(_ answer: LocalAnswer, context: ChannelHandlerContext) {
-        self.settings.metrics.count(.refused)
+        self.count(.refused)
         self.logAccess(status: self.machine.responseStarted ? self.access?.status ?? 0 : Int(answer.status.code), decision: GatewayMetrics.Decision.refused.rawValue)
         self.reading = .closed
         self.inbound = nil
@@ -958,7 +969,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         switch action {
         case .answer(let keepAlive):
-            self.settings.metrics.count(decision)
+            self.count(decision)
             self.logAccess(status: Int(answer.status.code), decision: decision.rawValue)
             let minor = self.exchange?.minor ?? 1
             let kept = self.write(answer, minor: minor, keepAlive: keepAlive, context: context)
@@ -1066,7 +1077,7 @@ extension ProxyServerHandler: UpstreamExchange {
             return
         }
         self.cancelResponseTimer()
-        self.settings.metrics.count(.forwarded)
+        self.count(.forwarded)
         if case .admitted(let at) = exchange.admission {
             let serviceTime = MonotonicInstant.now() - at
             exchange.serviceTime = serviceTime

@@ -83,9 +83,14 @@ public struct RuleSet: Sendable {
     /// matches (the gateway answers `404`). `path` is the request target in origin form; what
     /// follows a `?` is ignored.
     public func route(method: String, path: String) -> Route? {
+        self.routeIndex(method: method, path: path).map { self.routes[$0] }
+    }
+
+    /// Where in `routes` the route a request with `method` and `path` takes is, if any.
+    public func routeIndex(method: String, path: String) -> Int? {
         // Byte-wise (a Character search would run grapheme breaking over every path).
         let pathOnly = path.utf8.firstIndex(of: UInt8(ascii: "?")).map { path[..<$0] } ?? path[...]
-        return self.routes.first { $0.matches(method: method, path: pathOnly) }
+        return self.routes.firstIndex { $0.matches(method: method, path: pathOnly) }
     }
 
     /// The upstream called `name`, if there is one.
