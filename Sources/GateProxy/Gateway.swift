@@ -268,7 +268,7 @@ public final class Gateway: Sendable {
                 // WATCH needs a connection of its own per transaction under way: with purchases
                 // from a hundred clients at once, 8 per loop (the client's default) queue them.
                 redisConfiguration.exclusiveConnectionsPerLoop = Self.exclusiveRedisConnectionsPerLoop
-                client = RedisClient(configuration: redisConfiguration, eventLoopGroup: group, logger: logger)
+                client = RedisClient(configuration: redisConfiguration, eventLoopGroup: group, logger: logger, observer: metrics.redisObserver())
             } catch {
                 throw GatewayStartError(message: "redis '\(url)': \(error)")
             }

@@ -105,4 +105,31 @@ import Testing
             await admin.shutdown()
         }
     }
+
+    @Test func redisCommandsAreTimedAndTheirFailuresCountedByCode() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let routes = "  - path: /buy/ticket\n    upstream: tickets\n    purchase: true\n"
+        let identity = "identity:\n  header: X-Account-Id\n  trust: clients\n"
+        try await GatewayHarness.with(weights: [1], routes: routes, extra: identity, metrics: metrics, configure: { $0.redis = redis.url }) { harness in
+            let client = try await harness.connect()
+            for index in 0..<5 {
+                #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "u\(index)")]).status == 200)
+            }
+            let timed = Self.sample(registry.emitToString(), "spikegate_redis_command_seconds_count") ?? 0
+            // A flag taken and given back per purchase (batched per tick: at least one each way).
+            #expect(timed >= 2, "\(registry.emitToString())")
+            // Redis goes away: the purchases still pass (on_store_error: local), the failures count.
+            redis.kill()
+            for index in 5..<8 {
+                #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "u\(index)")]).status == 200)
+            }
+            let text = registry.emitToString()
+            let failures = text.split(separator: "\n").filter { $0.hasPrefix("spikegate_redis_errors_total{") }
+                .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            #expect(failures >= 3, "\(text)")
+        }
+    }
 }

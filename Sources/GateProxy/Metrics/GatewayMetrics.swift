@@ -1,5 +1,6 @@
 import CoreMetrics
 import GateCore
+import GateRedis
 import GateRules
 import Synchronization
 
@@ -199,6 +200,35 @@ public final class GatewayMetrics: Sendable {
             Gauge(label: "spikegate_rules_active", dimensions: [("version", previous)], factory: self.factory).record(0)
         }
         Gauge(label: "spikegate_rules_active", dimensions: [("version", version)], factory: self.factory).record(1)
+    }
+
+    /// What the gateway's Redis client reports of each command: `spikegate_redis_command_seconds`
+    /// (histogram) and `spikegate_redis_errors_total{code}`.
+    func redisObserver() -> RedisClient.Observer {
+        let timer = Timer(label: "spikegate_redis_command_seconds", preferredDisplayUnit: .seconds, factory: self.factory)
+        let factory = self.factory
+        let errors = CounterTable()
+        return { duration, failure in
+            timer.recordNanoseconds(duration.nanosecondsClamped)
+            guard let failure else {
+                return
+            }
+            let code = String(failure.code.description.map { $0 == " " ? "_" : $0 })
+            let counter = errors.made.withLock { made in
+                if let counter = made[code] {
+                    return counter
+                }
+                let counter = Counter(label: "spikegate_redis_errors_total", dimensions: [("code", code)], factory: factory)
+                made[code] = counter
+                return counter
+            }
+            counter.increment()
+        }
+    }
+
+    /// Counters made on first use, by label value.
+    private final class CounterTable: Sendable {
+        let made = Mutex<[String: Counter]>([:])
     }
 
     /// Sets the gauge of routes answered by their sold-out latch.

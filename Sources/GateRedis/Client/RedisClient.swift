@@ -20,11 +20,23 @@ public final class RedisClient: Sendable {
     private let group: any EventLoopGroup
     private let nodes: [RedisNode]
     private let nodesByLoop: [ObjectIdentifier: RedisNode]
+    /// Told how long each command (or pipeline) on the shared connections took and how it
+    /// failed, if it did (server error replies inside a pipeline are answers, not failures);
+    /// also of every lease of an exclusive connection that failed.
+    public typealias Observer = @Sendable (_ duration: Duration, _ failure: RedisError?) -> Void
+    private let observer: Observer?
 
     /// Creates a client whose connections live on `eventLoopGroup`; nothing is dialled until
-    /// `connect()` or the first command.
-    public init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger = Logger(label: "spikegate.redis")) {
+    /// `connect()` or the first command. `observer` (metrics) hears of every command on the
+    /// shared connections.
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger = Logger(label: "spikegate.redis"),
+        observer: Observer? = nil
+    ) {
         self.configuration = configuration
+        self.observer = observer
         self.group = eventLoopGroup
         let nodes = eventLoopGroup.makeIterator().map { loop in
             RedisNode(eventLoop: loop, configuration: configuration, logger: logger)
@@ -71,7 +83,24 @@ public final class RedisClient: Sendable {
         } else {
             node.eventLoop.execute { node.send(request) }
         }
+        self.observe(promise.futureResult)
         return promise.futureResult
+    }
+
+    /// Reports `future`'s time and failure to the observer, if there is one.
+    private func observe<Value>(_ future: EventLoopFuture<Value>) {
+        guard let observer = self.observer else {
+            return
+        }
+        let start = ContinuousClock.now
+        future.whenComplete { result in
+            switch result {
+            case .success:
+                observer(ContinuousClock.now - start, nil)
+            case .failure(let error):
+                observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"))
+            }
+        }
     }
 
     /// Sends `commands` back to back on one shared connection; the replies come back in order,
@@ -94,6 +123,7 @@ public final class RedisClient: Sendable {
         } else {
             node.eventLoop.execute { node.send(request) }
         }
+        self.observe(promise.futureResult)
         return promise.futureResult
     }
 
@@ -129,10 +159,15 @@ public final class RedisClient: Sendable {
     public func leaseConnection(on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisExclusiveConnection> {
         let node = self.node(for: eventLoop)
         let deadline = NIODeadline.now() + self.configuration.acquireTimeout.timeAmount
-        if node.eventLoop.inEventLoop {
-            return node.lease(deadline: deadline)
+        let leased = node.eventLoop.inEventLoop ? node.lease(deadline: deadline) : node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
+        if let observer = self.observer {
+            // A lease that fails is a failed command to the observer (Redis down, pool exhausted).
+            let start = ContinuousClock.now
+            leased.whenFailure { error in
+                observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"))
+            }
         }
-        return node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
+        return leased
     }
 
     /// Runs `body` with an exclusive connection and hands it back afterwards, even on error —
