@@ -23,17 +23,11 @@ struct DashboardTests {
     }
 
     /// The DOM of `url` after its scripts ran (Chromium's virtual time lets the fetches finish).
-    static func renderedDOM(_ url: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.chromium())
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", url]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        waitForExit(of: process)
-        return String(decoding: data, as: UTF8.self)
+    static func renderedDOM(_ url: String) async throws -> String {
+        let run = try await runProgram(
+            try Self.chromium(), ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", url]
+        )
+        return run.standardOutput
     }
 
     @Test("the page from a live gateway lists the ban in force, with its rule, and the readiness and rules version")
@@ -56,7 +50,7 @@ struct DashboardTests {
             let html = try await page.request(.GET, "/")
             #expect(html.status == 200 && html.header("Content-Type")?.hasPrefix("text/html") == true)
 
-            let dom = try Self.renderedDOM("http://127.0.0.1:\(admin.port)/")
+            let dom = try await Self.renderedDOM("http://127.0.0.1:\(admin.port)/")
             #expect(dom.contains(#"data-kind="ip" data-key="127.0.9.1""#), "\(dom)")
             #expect(dom.contains("<td>w</td>"), "the ban's rule")
             #expect(dom.contains(#"<b id="ready" class="ok">ready</b>"#), "\(dom)")

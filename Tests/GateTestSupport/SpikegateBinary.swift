@@ -1,8 +1,18 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// One `Process.run()` at a time: swift-corelibs-foundation's launch crashed (in `memcpy`
+/// inside `Process.run`) when parallel tests started programs at the same moment.
+private let launching = Mutex(())
+
+/// Starts `process`, never while another test starts one.
+func launch(_ process: Process) throws {
+    try launching.withLock { _ in try process.run() }
+}
 
 /// Runs the `spikegate` executable built beside the test bundle and captures what it prints.
 public enum SpikegateBinary {
@@ -49,7 +59,7 @@ public func runProgram(_ executable: String, _ arguments: [String], timeout: Dur
     process.standardOutput = stdout
     process.standardError = stderr
     process.standardInput = FileHandle.nullDevice
-    try process.run()
+    try launch(process)
     let deadline = ContinuousClock.now + timeout
     while process.isRunning {
         if ContinuousClock.now > deadline {
@@ -143,6 +153,6 @@ func launchProcess(executable: String, arguments: [String], output: URL) throws 
     process.standardOutput = handle
     process.standardError = handle
     process.standardInput = FileHandle.nullDevice
-    try process.run()
+    try launch(process)
     return process
 }

@@ -148,8 +148,7 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
     /// Takes a waiting request out (its client went away); whether it was waiting.
     @discardableResult
     public mutating func cancel(_ ticket: Ticket) -> Bool {
-        for priority in Priority.allCases {
-            let index = priority.rank
+        for index in self.queues.indices {
             if let position = self.queues[index][self.heads[index]...].firstIndex(where: { $0.ticket == ticket }) {
                 self.queues[index].remove(at: position)
                 return true
@@ -161,8 +160,8 @@ public struct AdmissionQueue<Ticket: Hashable & Sendable>: Sendable {
     private mutating func admitWaiting(now: MonotonicInstant) -> (admitted: [Ticket], timedOut: [Ticket]) {
         var admitted: [Ticket] = []
         var timedOut: [Ticket] = []
-        for priority in Priority.allCases {
-            let index = priority.rank
+        // By index, in priority order (no `allCases` array per call: this runs per request).
+        for index in self.queues.indices {
             while self.heads[index] < self.queues[index].count {
                 let waiting = self.queues[index][self.heads[index]]
                 if waiting.deadline < now {

@@ -211,15 +211,14 @@ final class LoopAdmission {
     }
 
     private func resolve(_ gate: Gate, admitted: [UInt64], timedOut: [UInt64], now: MonotonicInstant) {
-        for ticket in timedOut + admitted {
-            if let arrival = gate.arrivals.removeValue(forKey: ticket), admitted.contains(ticket) {
-                gate.longestWait = max(gate.longestWait, now - arrival)
-            }
-        }
         for ticket in timedOut {
+            gate.arrivals[ticket] = nil
             gate.waiters.removeValue(forKey: ticket)?(ticket, .timedOut)
         }
         for ticket in admitted {
+            if let arrival = gate.arrivals.removeValue(forKey: ticket) {
+                gate.longestWait = max(gate.longestWait, now - arrival)
+            }
             gate.waiters.removeValue(forKey: ticket)?(ticket, nil)
         }
     }

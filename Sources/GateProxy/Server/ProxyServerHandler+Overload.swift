@@ -64,9 +64,9 @@ extension ProxyServerHandler {
             bytes.withUnsafeReadableBytes { raw in
                 for field in head.forwarded {
                     let name = raw[field.name]
-                    if let header = self.policy.header, Self.equalsIgnoringCase(name, header) {
+                    if let header = self.policy.headerLowercased, name.equalsASCIICaseInsensitive(header) {
                         self.hasHeader = true
-                    } else if Self.equalsIgnoringCase(name, "content-type") {
+                    } else if name.equalsASCIICaseInsensitive("content-type") {
                         self.contentType = String(decoding: raw[field.value], as: UTF8.self)
                     }
                 }
@@ -82,14 +82,6 @@ extension ProxyServerHandler {
             } else {
                 self.body!.append(contentsOf: data.readableBytesView)
             }
-        }
-
-        private static func equalsIgnoringCase(_ bytes: Slice<UnsafeRawBufferPointer>, _ text: String) -> Bool {
-            bytes.count == text.utf8.count && zip(bytes, text.utf8).allSatisfy { Self.lowercased($0) == Self.lowercased($1) }
-        }
-
-        private static func lowercased(_ byte: UInt8) -> UInt8 {
-            byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
         }
     }
 

@@ -25,7 +25,13 @@ public struct SoldOutPolicy: Sendable, Hashable {
     /// An answer whose JSON body has this top-level `code` says "sold out" (the ticket node: -1).
     public var jsonCode: Int?
     /// An answer carrying this header (any value) says "sold out".
-    public var header: String?
+    public var header: String? {
+        didSet {
+            self.headerLowercased = self.header?.lowercased()
+        }
+    }
+    /// `header` in lower case, made once (answers' field names are compared with it).
+    public private(set) var headerLowercased: String?
     /// The stock in Redis, read every `recheck` (needs the gateway's `redis:`).
     public var stock: Stock?
     /// How often a latched route asks again.
@@ -34,6 +40,7 @@ public struct SoldOutPolicy: Sendable, Hashable {
     public init(jsonCode: Int? = nil, header: String? = nil, stock: Stock? = nil, recheck: Duration = .seconds(1)) {
         self.jsonCode = jsonCode
         self.header = header
+        self.headerLowercased = header?.lowercased()
         self.stock = stock
         self.recheck = recheck
     }
