@@ -153,7 +153,7 @@ public final class Gateway: Sendable {
         self.metrics.record(self.backendStatus(at: now))
         let bans = self.abuse.bans(now: now)
         let accounts = bans.filter { $0.kind == .account }.count
-        self.metrics.recordBlocked(bannedIPs: bans.count - accounts, bannedAccounts: accounts, challenged: self.abuse.challenged(now: now).count)
+        self.metrics.recordBlocked(bannedIPs: bans.count - accounts, bannedAccounts: accounts, challenged: self.abuse.challenged(now: now).count, passesInUse: self.abuse.passesInUse())
         self.metrics.recordRulesVersion(self.ruleSet.version)
     }
 

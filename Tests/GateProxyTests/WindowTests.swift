@@ -187,7 +187,13 @@ import Testing
 
     @Test func aChallengeSolvedEarnsAPassWithItsOwnBudget() async throws {
         let windows = Self.rules("  w: {length: 1m, challenge_above: 3, difficulty: 8, pass_budget: 2}\n")
-        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows) { harness in
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        func passesInUse(_ harness: GatewayHarness) -> Double? {
+            harness.gateway.refreshScrapedMetrics()
+            return AdminTests.sample(registry.emitToString(), "spikegate_passes_in_use")
+        }
+        try await GatewayHarness.with(weights: [1], routes: Self.routes, extra: windows, metrics: metrics) { harness in
             let client = try await harness.connect()
             for _ in 0..<3 {
                 #expect(try await client.request(.POST, "/buy/x").status == 200)
@@ -214,6 +220,7 @@ import Testing
             #expect(solved.status == 200)
             let pass = try #require((try JSONSerialization.jsonObject(with: Data(solved.body.utf8)) as? [String: Any])?["pass"] as? String)
             #expect(solved.header("Set-Cookie")?.hasPrefix("sg_pass=\(pass); Path=/;") == true)
+            #expect(passesInUse(harness) == 1)
             // The same solution again: single use.
             let replayed = try await client.request(.GET, "/.spikegate/verify?id=\(id)&nonce=\(nonce)")
             #expect(replayed.status == 403)
@@ -223,10 +230,20 @@ import Testing
             #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", pass)]).status == 200)
             #expect(try await client.request(.POST, "/buy/x", headers: [("Cookie", "a=b; sg_pass=\(pass)")]).status == 200)
             #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", pass)]).status == 429)
+            // Spent: no longer in use (still remembered, so it stays spent).
+            #expect(passesInUse(harness) == 0)
             // A forged pass is no pass.
             let forged = pass.dropLast(4) + "0000"
             #expect(try await client.request(.POST, "/buy/x", headers: [("X-SpikeGate-Pass", String(forged))]).status == 429)
             #expect(harness.backends[0].requests == 5)
+            // Every request above, by decision: 3 + 2 forwarded, 2 + 1 + 1 challenged (the
+            // wrong answer's challenge included), one solved, two failed (wrong, replayed).
+            let text = registry.emitToString()
+            let route = #"route="* /buy/*""#
+            #expect(AdminTests.sample(text, #"spikegate_requests_total{\#(route),decision="forwarded"}"#) == 5, "\(text)")
+            #expect(AdminTests.sample(text, #"spikegate_requests_total{\#(route),decision="challenged"}"#) == 4)
+            #expect(AdminTests.sample(text, #"spikegate_requests_total{route="-",decision="challenge_solved"}"#) == 1)
+            #expect(AdminTests.sample(text, #"spikegate_requests_total{route="-",decision="challenge_failed"}"#) == 2)
         }
     }
 

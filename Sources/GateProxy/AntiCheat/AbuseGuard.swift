@@ -39,22 +39,8 @@ final class AbuseGuard: Sendable {
         var learntBans: Set<ClusterBan.Target> = []
         /// The shared list's version last read.
         var bansVersion: Int64?
-        /// Requests left on each pass in use, by the pass's nonce.
-        var passBudgets: [String: Int] = [:]
-
-        /// Spends one request of `pass`'s budget; `false` when none is left.
-        mutating func spend(_ pass: PassToken, budget: Int) -> Bool {
-            let left = self.passBudgets[pass.nonce] ?? budget
-            guard left > 0 else {
-                return false
-            }
-            if self.passBudgets.count >= 1_000_000 && self.passBudgets[pass.nonce] == nil {
-                // Full: forget spent passes (they would be refused again on their next use).
-                self.passBudgets = self.passBudgets.filter { $0.value > 0 }
-            }
-            self.passBudgets[pass.nonce] = left - 1
-            return true
-        }
+        /// Requests left on each pass in use.
+        var passes = PassBudgets()
 
         /// Counts one request under `rule`: the number to compare with its thresholds, or
         /// `nil` when the table is full of live keys and this key is new.
@@ -136,6 +122,8 @@ final class AbuseGuard: Sendable {
     ) -> Verdict {
         var shadowHits: [WindowRule] = []
         let wall = self.sharesClusterWindows && rules.contains { $0.scope == .cluster } ? Self.wallMillis() : nil
+        // A pass's expiry is in Unix seconds.
+        let passTime = pass == nil ? 0 : (wall ?? Self.wallMillis()) / 1000
         let verdict = self.state.withLock { state -> Verdict in
             var limited: WindowRule?
             var challenge: WindowRule?
@@ -202,7 +190,7 @@ final class AbuseGuard: Sendable {
                 } else if let challengeAbove = rule.challengeAbove, estimate > Double(challengeAbove), challenge == nil {
                     if rule.mode == .shadow {
                         shadowHits.append(rule)
-                    } else if let pass, state.spend(pass, budget: rule.passBudget) {
+                    } else if let pass, state.passes.spend(pass, budget: rule.passBudget, now: passTime) {
                         continue
                     } else {
                         challenge = rule
@@ -247,6 +235,18 @@ final class AbuseGuard: Sendable {
     /// The clients challenged within a window length of now (hits: challenges issued).
     func challenged(now: MonotonicInstant) -> [BanList.Ban] {
         self.state.withLock { $0.challenged.list(now: now) }
+    }
+
+    /// Records a pass just issued here, with its full budget.
+    func issued(_ pass: PassToken, budget: Int) {
+        let now = Self.wallMillis() / 1000
+        self.state.withLock { _ = $0.passes.issued(pass, budget: budget, now: now) }
+    }
+
+    /// Passes unexpired with budget left (issued here, or shown here).
+    func passesInUse() -> Int {
+        let now = Self.wallMillis() / 1000
+        return self.state.withLock { $0.passes.inUse(now: now) }
     }
 
     // MARK: Cluster bans

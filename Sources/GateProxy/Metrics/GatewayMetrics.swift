@@ -176,11 +176,13 @@ public final class GatewayMetrics: Sendable {
         Gauge(label: "spikegate_admission_limit", dimensions: dimensions, factory: self.factory).record(limit)
     }
 
-    /// Sets the gauges of bans in force, by kind, and of clients under a challenge.
-    func recordBlocked(bannedIPs: Int, bannedAccounts: Int, challenged: Int) {
+    /// Sets the gauges of bans in force, by kind, of clients under a challenge and of passes in
+    /// use (unexpired, with budget left).
+    func recordBlocked(bannedIPs: Int, bannedAccounts: Int, challenged: Int, passesInUse: Int) {
         Gauge(label: "spikegate_bans_active", dimensions: [("kind", "ip")], factory: self.factory).record(bannedIPs)
         Gauge(label: "spikegate_bans_active", dimensions: [("kind", "account")], factory: self.factory).record(bannedAccounts)
         Gauge(label: "spikegate_challenged_clients", factory: self.factory).record(challenged)
+        Gauge(label: "spikegate_passes_in_use", factory: self.factory).record(passesInUse)
     }
 
     /// Sets `spikegate_redis_circuit_open` to the connections whose circuit breaker is open

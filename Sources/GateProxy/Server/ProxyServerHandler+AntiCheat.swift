@@ -198,20 +198,23 @@ extension ProxyServerHandler {
         }
         let rule = rules.windows[challenge.rule]
         let lifetime = Int64((rule?.passFor ?? .seconds(300)) / .seconds(1))
+        let budget = rule?.passBudget ?? WindowRule.defaultPassBudget
         var generator = SystemRandomNumberGenerator()
-        let token = PassToken(
+        let pass = PassToken(
             keyID: (rules.passKeys ?? self.settings.passKeys).current,
             expires: Self.unixNow() + lifetime,
             prefix: PassToken.prefix(of: client),
             route: challenge.route,
             nonce: String(UInt64.random(in: .min ... .max, using: &generator), radix: 36)
-        ).encoded(with: rules.passKeys ?? self.settings.passKeys)
+        )
+        self.settings.abuse.issued(pass, budget: budget)
+        let token = pass.encoded(with: rules.passKeys ?? self.settings.passKeys)
         let secure = self.scheme == "https" ? "; Secure" : ""
         let answer = LocalAnswer(
             status: .ok,
             code: 0,
             reason: "challenge solved",
-            members: "\"pass\":\"\(token)\",\"expires_in\":\(lifetime),\"budget\":\(rule?.passBudget ?? 20)",
+            members: "\"pass\":\"\(token)\",\"expires_in\":\(lifetime),\"budget\":\(budget)",
             headers: [("Set-Cookie", "sg_pass=\(token); Path=/; Max-Age=\(lifetime); HttpOnly; SameSite=Strict\(secure)")]
         )
         return (answer, .challengeSolved)

@@ -56,7 +56,9 @@ public struct WindowRule: Sendable, Hashable {
     /// How long a pass earned by a solution lasts.
     public var passFor: Duration = .seconds(300)
     /// Requests one pass lets through (so one solution cannot serve a botnet behind one address).
-    public var passBudget: Int = 20
+    public var passBudget: Int = Self.defaultPassBudget
+    /// Requests a pass lets past a challenge unless the rule says otherwise.
+    public static let defaultPassBudget = 20
     public var limitAbove: Int?
     public var banAbove: Int?
     public var banFor: Duration
