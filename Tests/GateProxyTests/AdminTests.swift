@@ -1,10 +1,12 @@
 import Foundation
+import GateCore
 import GateProxy
 import GateRules
 import GateTestSupport
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Prometheus
 import Testing
 
@@ -88,6 +90,75 @@ import Testing
         }
     }
 
+    @Test func overloadDecisionsAreCountedByRouteAndReason() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let backendGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let gated = try await TestBackend.start(name: "gated", group: backendGroup)
+        gated.healthy = false
+        let upstream = "    slow_start: 0s\n  gated:\n    backends:\n      - address: 127.0.0.1:\(gated.port)\n"
+            + "    health_check: {interval: 100ms, timeout: 100ms, rise: 1, fall: 1}\n    slow_start: 0s\n"
+        let routes = "  - path: /sale\n    upstream: tickets\n    sold_out: {json_code: -1, recheck: 1m}\n  - prefix: /work/\n    upstream: gated\n"
+        try await GatewayHarness.with(weights: [1], upstreamExtra: upstream, routes: routes, metrics: metrics, awaitWarm: false, configure: {
+            // Both backends must have passed a check; then one request under way per upstream
+            // and no queue.
+            $0.warmup = WarmupGate.Configuration(minimumHealthyBackends: 2, initialShare: 1, ramp: .zero)
+            $0.admission.maximumInFlight = 1
+            $0.admission.queue = 0
+            $0.admission.adaptive = nil
+        }) { harness in
+            let client = try await harness.connect()
+            // Warming (the gated backend fails its checks): 3 refused.
+            for _ in 0..<3 {
+                let answer = try await client.request(.GET, "/work/1")
+                #expect(answer.status == 503)
+                #expect(answer.body.contains(#""warmup""#), "\(answer.body)")
+            }
+            gated.healthy = true
+            let warm = try await eventually(attempts: 200, every: .milliseconds(25)) { harness.gateway.warmupStatus().phase == .ready }
+            #expect(warm, "the gateway did not warm up: \(harness.gateway.warmupStatus())")
+
+            // One request holds the gated upstream's only place for 2 s: 2 more are shed.
+            let holder = try await harness.connect()
+            let held = Task { try await holder.request(.GET, "/work/2000").status }
+            let holding = try await eventually { await harness.gateway.admission(upstream: "gated").inFlight == 1 }
+            #expect(holding)
+            for _ in 0..<2 {
+                let answer = try await client.request(.GET, "/work/1")
+                #expect(answer.status == 503)
+                #expect(answer.body.contains(#""shed":"queue_full""#), "\(answer.body)")
+            }
+            #expect(try await held.value == 200)
+            await holder.close()
+
+            // One ticket sold, the backend's sold-out answer latches the route, 3 answered by
+            // the gateway.
+            harness.backends[0].stock = 1
+            for _ in 0..<2 {
+                #expect(try await client.request(.GET, "/sale").status == 200)
+            }
+            for _ in 0..<3 {
+                #expect(try await client.request(.GET, "/sale").body == #"{"code":-1,"msg":"sold out"}"#)
+            }
+            #expect(harness.backends[0].requests == 2)
+
+            let text = registry.emitToString()
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /work/*",decision="warmup_refused"}"#) == 3, "\(text)")
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /work/*",decision="shed"}"#) == 2)
+            #expect(Self.sample(text, #"spikegate_shed_total{reason="queue_full"}"#) == 2)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /work/*",decision="forwarded"}"#) == 1)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /sale",decision="forwarded"}"#) == 2)
+            #expect(Self.sample(text, #"spikegate_requests_total{route="* /sale",decision="sold_out"}"#) == 3)
+            let latched = try await eventually {
+                Self.sample(registry.emitToString(), "spikegate_sold_out_latched_routes") == 1
+            }
+            #expect(latched, "\(registry.emitToString())")
+            #expect(Self.sample(text, #"spikegate_warmup_phase{phase="ready"}"#) == 1)
+        }
+        await gated.stop()
+        try await backendGroup.shutdownGracefully()
+    }
+
     @Test func readyzSaysWhyNotWhenAnUpstreamHasNoHealthyBackend() async throws {
         try await GatewayHarness.with(weights: [1], upstreamExtra: "    passive:\n      eject_after: 1\n      ejection: 30s\n    slow_start: 0s\n") { harness in
             let admin = try await AdminServer.start(
@@ -118,7 +189,7 @@ import Testing
             for index in 0..<5 {
                 #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "u\(index)")]).status == 200)
             }
-            let timed = Self.sample(registry.emitToString(), "spikegate_redis_command_seconds_count") ?? 0
+            let timed = Self.sample(registry.emitToString(), #"spikegate_redis_command_seconds_count{connection="shared"}"#) ?? 0
             // A flag taken and given back per purchase (batched per tick: at least one each way).
             #expect(timed >= 2, "\(registry.emitToString())")
             // Redis goes away: the purchases still pass (on_store_error: local), the failures count.
@@ -130,6 +201,27 @@ import Testing
             let failures = text.split(separator: "\n").filter { $0.hasPrefix("spikegate_redis_errors_total{") }
                 .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
             #expect(failures >= 3, "\(text)")
+        }
+    }
+
+    @Test func commandsOnLeasedConnectionsAreTimedToo() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        // `store: watch` takes each flag in an optimistic transaction on a leased connection.
+        let routes = "  - path: /buy/ticket\n    upstream: tickets\n    purchase: true\n    in_flight: {store: watch, ttl: 3s}\n"
+        let identity = "identity:\n  header: X-Account-Id\n  trust: clients\n"
+        try await GatewayHarness.with(weights: [1], routes: routes, extra: identity, metrics: metrics, configure: { $0.redis = redis.url }) { harness in
+            let client = try await harness.connect()
+            for index in 0..<3 {
+                #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "w\(index)")]).status == 200)
+            }
+            // Per purchase, on the lease: WATCH and MGET in one pipeline, then MULTI/SET/EXEC in
+            // another (the flag is given back on the shared connection).
+            let timed = Self.sample(registry.emitToString(), #"spikegate_redis_command_seconds_count{connection="leased"}"#)
+            #expect(timed == 6, "\(registry.emitToString())")
+            #expect(Self.sample(registry.emitToString(), #"spikegate_requests_total{route="* /buy/ticket",decision="forwarded"}"#) == 3)
         }
     }
 }

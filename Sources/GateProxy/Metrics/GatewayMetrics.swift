@@ -207,11 +207,12 @@ public final class GatewayMetrics: Sendable {
     /// What the gateway's Redis client reports of each command: `spikegate_redis_command_seconds`
     /// (histogram) and `spikegate_redis_errors_total{code}`.
     func redisObserver() -> RedisClient.Observer {
-        let timer = Timer(label: "spikegate_redis_command_seconds", preferredDisplayUnit: .seconds, factory: self.factory)
+        let shared = Timer(label: "spikegate_redis_command_seconds", dimensions: [("connection", "shared")], preferredDisplayUnit: .seconds, factory: self.factory)
+        let leased = Timer(label: "spikegate_redis_command_seconds", dimensions: [("connection", "leased")], preferredDisplayUnit: .seconds, factory: self.factory)
         let factory = self.factory
         let errors = CounterTable()
-        return { duration, failure in
-            timer.recordNanoseconds(duration.nanosecondsClamped)
+        return { duration, failure, onLease in
+            (onLease ? leased : shared).recordNanoseconds(duration.nanosecondsClamped)
             guard let failure else {
                 return
             }

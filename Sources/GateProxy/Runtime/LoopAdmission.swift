@@ -76,9 +76,13 @@ final class LoopAdmission {
         self.loopCount = max(1, loopCount)
     }
 
-    /// This loop's share of `total` (the remainder goes to the first loops; at least 1).
+    /// This loop's share of `total` (the remainder goes to the first loops; at least 1, unless
+    /// `total` is 0: `queue: 0` means no request waits on any loop).
     func share(of total: Int) -> Int {
-        max(1, total / self.loopCount + (self.loopIndex < total % self.loopCount ? 1 : 0))
+        guard total > 0 else {
+            return 0
+        }
+        return max(1, total / self.loopCount + (self.loopIndex < total % self.loopCount ? 1 : 0))
     }
 
     private func gate(_ upstream: String) -> Gate {

@@ -20,15 +20,14 @@ public final class RedisClient: Sendable {
     private let group: any EventLoopGroup
     private let nodes: [RedisNode]
     private let nodesByLoop: [ObjectIdentifier: RedisNode]
-    /// Told how long each command (or pipeline) on the shared connections took and how it
-    /// failed, if it did (server error replies inside a pipeline are answers, not failures);
-    /// also of every lease of an exclusive connection that failed.
-    public typealias Observer = @Sendable (_ duration: Duration, _ failure: RedisError?) -> Void
+    /// Told how long each command (or pipeline) took and how it failed, if it did (server error
+    /// replies inside a pipeline are answers, not failures), and whether it went over a leased
+    /// (exclusive) connection or a shared one; also of every lease that failed (as leased).
+    public typealias Observer = @Sendable (_ duration: Duration, _ failure: RedisError?, _ leased: Bool) -> Void
     private let observer: Observer?
 
     /// Creates a client whose connections live on `eventLoopGroup`; nothing is dialled until
-    /// `connect()` or the first command. `observer` (metrics) hears of every command on the
-    /// shared connections.
+    /// `connect()` or the first command. `observer` (metrics) hears of every command.
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup,
@@ -83,24 +82,25 @@ public final class RedisClient: Sendable {
         } else {
             node.eventLoop.execute { node.send(request) }
         }
-        self.observe(promise.futureResult)
-        return promise.futureResult
+        return Self.observe(promise.futureResult, by: self.observer, leased: false)
     }
 
-    /// Reports `future`'s time and failure to the observer, if there is one.
-    private func observe<Value>(_ future: EventLoopFuture<Value>) {
-        guard let observer = self.observer else {
-            return
+    /// Reports `future`'s time and failure to `observer`, if there is one; returns `future`.
+    @discardableResult
+    static func observe<Value>(_ future: EventLoopFuture<Value>, by observer: Observer?, leased: Bool) -> EventLoopFuture<Value> {
+        guard let observer else {
+            return future
         }
         let start = ContinuousClock.now
         future.whenComplete { result in
             switch result {
             case .success:
-                observer(ContinuousClock.now - start, nil)
+                observer(ContinuousClock.now - start, nil, leased)
             case .failure(let error):
-                observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"))
+                observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"), leased)
             }
         }
+        return future
     }
 
     /// Sends `commands` back to back on one shared connection; the replies come back in order,
@@ -123,8 +123,7 @@ public final class RedisClient: Sendable {
         } else {
             node.eventLoop.execute { node.send(request) }
         }
-        self.observe(promise.futureResult)
-        return promise.futureResult
+        return Self.observe(promise.futureResult, by: self.observer, leased: false)
     }
 
     /// Runs `script` with `EVALSHA` (loading it on `NOSCRIPT`) on the shared connection.
@@ -160,14 +159,19 @@ public final class RedisClient: Sendable {
         let node = self.node(for: eventLoop)
         let deadline = NIODeadline.now() + self.configuration.acquireTimeout.timeAmount
         let leased = node.eventLoop.inEventLoop ? node.lease(deadline: deadline) : node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
-        if let observer = self.observer {
-            // A lease that fails is a failed command to the observer (Redis down, pool exhausted).
-            let start = ContinuousClock.now
-            leased.whenFailure { error in
-                observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"))
-            }
+        guard let observer = self.observer else {
+            return leased
         }
-        return leased
+        // A lease that fails is a failed command to the observer (Redis down, pool exhausted);
+        // a lease granted reports its commands.
+        let start = ContinuousClock.now
+        leased.whenFailure { error in
+            observer(ContinuousClock.now - start, error as? RedisError ?? RedisError(code: .protocolError, message: "\(error)"), true)
+        }
+        return leased.map { connection in
+            connection.observer = observer
+            return connection
+        }
     }
 
     /// Runs `body` with an exclusive connection and hands it back afterwards, even on error —

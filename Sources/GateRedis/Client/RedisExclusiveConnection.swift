@@ -36,6 +36,8 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
     private var released = false
     /// The breaker is half-open and this lease is its probe: report the first command's fate.
     private var reportsProbe: Bool
+    /// Told of every command and pipeline sent on this lease (set by the client when leased).
+    var observer: RedisClient.Observer?
 
     /// The event loop the connection lives on; futures complete there.
     public var eventLoop: any EventLoop {
@@ -63,7 +65,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             self.track(command)
-            return self.reportingProbe(self.connection.send(command, deadline: self.deadline(timeout)))
+            return RedisClient.observe(self.reportingProbe(self.connection.send(command, deadline: self.deadline(timeout))), by: self.observer, leased: true)
         }
     }
 
@@ -77,7 +79,7 @@ public final class RedisExclusiveConnection: @unchecked Sendable {
                 ))
             }
             commands.forEach(self.track)
-            return self.reportingProbe(self.connection.send(batch: commands, deadline: self.deadline(nil)))
+            return RedisClient.observe(self.reportingProbe(self.connection.send(batch: commands, deadline: self.deadline(nil))), by: self.observer, leased: true)
         }
     }
 
