@@ -177,15 +177,25 @@ import Testing
         }
     }
 
-    @Test func redisCommandsAreTimedAndTheirFailuresCountedByCode() async throws {
+    /// Runs `body` against a gateway with a Redis and a purchase route (`extraRoute` added to
+    /// it), the accounts named by `X-Account-Id`, its metrics in the registry given.
+    static func withPurchases(
+        extraRoute: String = "",
+        _ body: (GatewayHarness, RedisServerProcess, PrometheusCollectorRegistry, HTTPTestConnection) async throws -> Void
+    ) async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.stop() }
         let registry = PrometheusCollectorRegistry()
         let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let routes = "  - path: /buy/ticket\n    upstream: tickets\n    purchase: true\n"
+        let routes = "  - path: /buy/ticket\n    upstream: tickets\n    purchase: true\n" + extraRoute
         let identity = "identity:\n  header: X-Account-Id\n  trust: clients\n"
         try await GatewayHarness.with(weights: [1], routes: routes, extra: identity, metrics: metrics, configure: { $0.redis = redis.url }) { harness in
-            let client = try await harness.connect()
+            try await body(harness, redis, registry, try await harness.connect())
+        }
+    }
+
+    @Test func redisCommandsAreTimedAndTheirFailuresCountedByCode() async throws {
+        try await Self.withPurchases { _, redis, registry, client async throws in
             for index in 0..<5 {
                 #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "u\(index)")]).status == 200)
             }
@@ -205,15 +215,8 @@ import Testing
     }
 
     @Test func commandsOnLeasedConnectionsAreTimedToo() async throws {
-        let redis = try await RedisServerProcess.start()
-        defer { redis.stop() }
-        let registry = PrometheusCollectorRegistry()
-        let metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
         // `store: watch` takes each flag in an optimistic transaction on a leased connection.
-        let routes = "  - path: /buy/ticket\n    upstream: tickets\n    purchase: true\n    in_flight: {store: watch, ttl: 3s}\n"
-        let identity = "identity:\n  header: X-Account-Id\n  trust: clients\n"
-        try await GatewayHarness.with(weights: [1], routes: routes, extra: identity, metrics: metrics, configure: { $0.redis = redis.url }) { harness in
-            let client = try await harness.connect()
+        try await Self.withPurchases(extraRoute: "    in_flight: {store: watch, ttl: 3s}\n") { _, _, registry, client async throws in
             for index in 0..<3 {
                 #expect(try await client.request(.POST, "/buy/ticket", headers: [("X-Account-Id", "w\(index)")]).status == 200)
             }
