@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "GateRedis", targets: ["GateRedis"]),
         .library(name: "GateRules", targets: ["GateRules"]),
         .library(name: "TicketNode", targets: ["TicketNode"]),
+        .library(name: "TrafficReplay", targets: ["TrafficReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -32,6 +33,9 @@ let package = Package(
         // Metrics: the swift-metrics API, exported in Prometheus' text format on the admin listener.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Latency percentiles of replayed traffic (HdrHistogram: bounded memory, 3 significant
+        // digits at any rate, mergeable per population).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // libhiredis from Debian (libhiredis-dev): its RESP reader parses every reply.
@@ -115,6 +119,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Scenario files and captured access logs replayed against a live gateway; the report.
+        .target(
+            name: "TrafficReplay",
+            dependencies: [
+                "GateCore",
+                "GateRedis",
+                "GateRules",
+                "TicketNode",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "spikegate",
             dependencies: [
@@ -123,6 +144,7 @@ let package = Package(
                 "GateRedis",
                 "GateRules",
                 "TicketNode",
+                "TrafficReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -197,6 +219,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TrafficReplayTests",
+            dependencies: [
+                "GateCore",
+                "GateRedis",
+                "GateRules",
+                "TicketNode",
+                "TrafficReplay",
+                "GateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

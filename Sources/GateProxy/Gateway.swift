@@ -157,6 +157,11 @@ public final class Gateway: Sendable {
         self.metrics.recordRulesVersion(self.ruleSet.version)
     }
 
+    /// The characters of the open image CAPTCHA `id` (admin `captcha_answers`, load tests only).
+    public func captchaAnswer(id: String) -> String? {
+        self.abuse.captchaAnswer(id: id, now: .now())
+    }
+
     /// Lifts the ban of `key`; returns whether there was one.
     @discardableResult
     public func unblock(_ kind: BanList.Kind, _ key: String) -> Bool {

@@ -2,7 +2,9 @@ import Foundation
 import GateCore
 @testable import GateProxy
 import GateRedis
+import GateRules
 import GateTestSupport
+import Logging
 import NIOHTTP1
 import Testing
 
@@ -79,6 +81,43 @@ import Testing
             let other = try await harness.connect(from: "127.0.0.2")
             defer { Task { await other.close() } }
             #expect(try await other.request(.GET, "/.spikegate/captcha?id=\(id)").status == 404)
+        }
+    }
+
+    @Test func theAdminListenerTellsAnswersOnlyWhenToldToAndWithTheToken() async throws {
+        try await GatewayHarness.with(weights: [1], routes: WindowTests.routes, extra: Self.windows) { harness in
+            let client = try await harness.connect()
+            #expect(try await client.request(.POST, "/buy/x").status == 200)
+            let id = try #require(try Self.challenge(in: try await client.request(.POST, "/buy/x"))["id"] as? String)
+            let open = try #require(harness.gateway.abuse.peek(id: id, client: "127.0.0.1", now: .now()))
+            let token = "a-token-of-sixteen-or-more"
+            let revealing = try await AdminServer.start(
+                endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil, metrics: { "" },
+                token: token, revealsCaptchaAnswers: true, group: harness.group, logger: Logger(label: "test")
+            )
+            let silent = try await AdminServer.start(
+                endpoint: .init(host: "127.0.0.1", port: 0), gateway: harness.gateway, watcher: nil, metrics: { "" },
+                group: harness.group, logger: Logger(label: "test")
+            )
+            let admin = try await HTTPTestConnection.connect(port: revealing.port, group: harness.group)
+            #expect(try await admin.request(.GET, "/captcha/answer?id=\(id)").status == 401)
+            let told = try await admin.request(.GET, "/captcha/answer?id=\(id)", headers: [("Authorization", "Bearer \(token)")])
+            #expect(told.status == 200)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(told.body.utf8)) as? [String: Any])
+            #expect(json["answer"] as? String == open.answer, "\(told.body)")
+            #expect(try await admin.request(.GET, "/captcha/answer?id=nope", headers: [("Authorization", "Bearer \(token)")]).status == 404)
+            // Not enabled: nothing told.
+            let other = try await HTTPTestConnection.connect(port: silent.port, group: harness.group)
+            let refused = try await other.request(.GET, "/captcha/answer?id=\(id)")
+            #expect(refused.status == 404)
+            #expect(refused.body.contains("captcha_answers: true"))
+            // Telling the answer did not use the challenge up: the right answer still earns a pass.
+            let solved = try await client.request(.GET, "/.spikegate/verify?id=\(id)&answer=\(try #require(open.answer))")
+            #expect(solved.status == 200)
+            await admin.close()
+            await other.close()
+            await revealing.shutdown()
+            await silent.shutdown()
         }
     }
 }

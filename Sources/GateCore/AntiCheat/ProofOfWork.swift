@@ -115,6 +115,15 @@ public struct ChallengeBook: Sendable {
         return challenge
     }
 
+    /// The characters of the open image CAPTCHA `id` (whoever it was issued to), for a load
+    /// test's simulated people; `nil` for an unknown, expired or proof-of-work challenge.
+    public func answer(id: String, now: MonotonicInstant) -> String? {
+        guard let challenge = self.open[id], challenge.expires > now else {
+            return nil
+        }
+        return challenge.answer
+    }
+
     /// Checks a solution: a proof-of-work nonce, or the characters of an image CAPTCHA (any
     /// case). The challenge is used up by any attempt on it, right or wrong (a wrong nonce does
     /// not get a second try at the same work, a wrong guess not a second guess at one image).

@@ -8,7 +8,8 @@ import NIOHTTP1
 import NIOPosix
 
 /// The admin listener: `/` (the dashboard), `/healthz`, `/readyz`, `/metrics`, `/rules`,
-/// `POST /rules/reload`, `GET /blocked` and `DELETE /blocked/{ip|account}/{key}`.
+/// `POST /rules/reload`, `GET /blocked`, `DELETE /blocked/{ip|account}/{key}`, and (when
+/// enabled, for load tests) `GET /captcha/answer?id=`.
 ///
 /// On its own address (keep it on loopback or a management network): it tells who is routed
 /// where and can reload the rules.
@@ -35,10 +36,14 @@ public final class AdminServer: Sendable {
         watcher: RulesWatcher?,
         metrics: @escaping @Sendable () -> String,
         token: String? = nil,
+        revealsCaptchaAnswers: Bool = false,
         group: any EventLoopGroup,
         logger: Logger
     ) async throws -> AdminServer {
-        let pages = AdminPages(gateway: gateway, watcher: watcher, metrics: metrics, token: token)
+        let pages = AdminPages(gateway: gateway, watcher: watcher, metrics: metrics, token: token, revealsCaptchaAnswers: revealsCaptchaAnswers)
+        if revealsCaptchaAnswers {
+            logger.warning("the admin listener tells CAPTCHA answers (admin.captcha_answers: load tests only)")
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -70,6 +75,8 @@ struct AdminPages: Sendable {
     let watcher: RulesWatcher?
     let metrics: @Sendable () -> String
     let token: String?
+    /// Whether `GET /captcha/answer?id=` answers (admin `captcha_answers: true`).
+    var revealsCaptchaAnswers = false
 
     /// Whether `authorization` (the request's header) carries the token, compared in constant time.
     func authorized(_ authorization: String?) -> Bool {
@@ -89,7 +96,7 @@ struct AdminPages: Sendable {
     }
 
     func answer(method: HTTPMethod, path: String, query: String = "", authorization: String? = nil) -> Answer {
-        let guarded = path == "/blocked" || path.hasPrefix("/blocked/") || (method == .POST && path == "/rules/reload")
+        let guarded = path == "/blocked" || path.hasPrefix("/blocked/") || (method == .POST && path == "/rules/reload") || path == "/captcha/answer"
         if guarded && !self.authorized(authorization) {
             return self.json(.unauthorized, ["error": "\(path) needs Authorization: Bearer with the admin token"])
         }
@@ -113,6 +120,15 @@ struct AdminPages: Sendable {
             return Answer(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
         case (.GET, "/rules"):
             return self.json(.ok, self.rules())
+        case (.GET, "/captcha/answer"):
+            guard self.revealsCaptchaAnswers else {
+                return self.json(.notFound, ["error": "CAPTCHA answers are not told: set admin captcha_answers: true (load tests only)"])
+            }
+            let id = Self.parameters(of: query)["id"] ?? ""
+            guard let answer = self.gateway.captchaAnswer(id: id) else {
+                return self.json(.notFound, ["error": "no open image CAPTCHA \(id)"])
+            }
+            return self.json(.ok, ["id": id, "answer": answer])
         case (.POST, "/rules/reload"):
             guard let watcher = self.watcher else {
                 return self.json(.conflict, ["error": "the gateway was started without a rules directory to reload from"])
@@ -129,18 +145,23 @@ struct AdminPages: Sendable {
         }
     }
 
-    /// `GET /blocked[?kind=ip|account&action=banned|challenged&rule=NAME&limit=N&offset=M]`: the bans in
-    /// force, then the clients challenged within a window length (`hits`: requests refused by
-    /// the ban, or challenges issued); `DELETE /blocked/KIND/KEY` lifts a ban and forgets the
-    /// challenge record (`KEY` percent-encoded).
-    private func blocked(method: HTTPMethod, path: String, query: String) -> Answer {
-        let parameters = Dictionary(
+    /// A query's parameters, percent-decoded (the last of a repeated name wins).
+    static func parameters(of query: String) -> [String: String] {
+        Dictionary(
             query.split(separator: "&").map { pair -> (String, String) in
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 return (String(parts[0]), parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : "")
             },
             uniquingKeysWith: { _, last in last }
         )
+    }
+
+    /// `GET /blocked[?kind=ip|account&action=banned|challenged&rule=NAME&limit=N&offset=M]`: the bans in
+    /// force, then the clients challenged within a window length (`hits`: requests refused by
+    /// the ban, or challenges issued); `DELETE /blocked/KIND/KEY` lifts a ban and forgets the
+    /// challenge record (`KEY` percent-encoded).
+    private func blocked(method: HTTPMethod, path: String, query: String) -> Answer {
+        let parameters = Self.parameters(of: query)
         switch method {
         case .GET where path == "/blocked":
             var kind: BanList.Kind?

@@ -223,6 +223,11 @@ final class AbuseGuard: Sendable {
         self.state.withLock { $0.challenges.peek(id: id, client: client, now: now) }
     }
 
+    /// The characters of the open image CAPTCHA `id`, if there is one.
+    func captchaAnswer(id: String, now: MonotonicInstant) -> String? {
+        self.state.withLock { $0.challenges.answer(id: id, now: now) }
+    }
+
     func redeem(id: String, nonce: String, client: String, now: MonotonicInstant) -> Result<ChallengeBook.Challenge, ChallengeBook.Refusal> {
         self.state.withLock { $0.challenges.redeem(id: id, nonce: nonce, client: client, now: now) }
     }

@@ -15,6 +15,10 @@ public struct GatewayConfiguration: Sendable, Hashable {
     /// A file holding the admin token: when set, `/blocked` and `POST /rules/reload` want
     /// `Authorization: Bearer TOKEN`.
     public var adminTokenFile: String?
+    /// Whether the admin listener tells the answer of an open image CAPTCHA
+    /// (`GET /captcha/answer?id=`), for load tests whose simulated people "read" the image.
+    /// Off by default; never on a sale with real buyers.
+    public var adminRevealsCaptchaAnswers = false
     /// The Redis URL (`redis://host:port[/db]` or `unix:///path`) for state shared between
     /// gateways, or `nil` to keep the state in this process.
     public var redis: String?

@@ -33,8 +33,9 @@ struct GatewayConfigurationDecoder {
             }
             configuration.listeners = listeners.compactMap { self.listener($0, bound: &bound) }
         }
-        let admin = self.reader.fields(of: fields?["admin"], keys: ["address", "token_file"])
+        let admin = self.reader.fields(of: fields?["admin"], keys: ["address", "token_file", "captcha_answers"])
         configuration.adminTokenFile = self.path(admin?["token_file"])
+        configuration.adminRevealsCaptchaAnswers = self.reader.boolean(admin?["captcha_answers"]) ?? false
         if let address = self.reader.required("address", in: admin), let endpoint = self.reader.endpoint(address, allowingPortZero: true) {
             self.checkUnique(endpoint, at: address, bound: &bound)
             configuration.admin = endpoint

@@ -318,7 +318,7 @@ struct RuleFileDecoder {
                 valid = false
             }
         }
-        rule.challengeAbove = self.reader.integer(fields["challenge_above"], in: 1...10_000_000)
+        rule.challengeAbove = self.reader.integer(fields["challenge_above"], in: 0...10_000_000)
         rule.limitAbove = self.reader.integer(fields["limit_above"], in: 1...10_000_000)
         rule.banAbove = self.reader.integer(fields["ban_above"], in: 1...10_000_000)
         rule.difficulty = self.reader.integer(fields["difficulty"], in: 1...ProofOfWork.maximumDifficulty) ?? rule.difficulty

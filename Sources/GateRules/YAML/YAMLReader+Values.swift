@@ -5,7 +5,7 @@ import Yams
 extension YAMLReader {
     /// Text: any scalar but an empty value or a boolean (`yes` and `true` are booleans in YAML;
     /// quote them to mean the word).
-    mutating func string(_ value: YAMLValue?) -> String? {
+    package mutating func string(_ value: YAMLValue?) -> String? {
         guard let value else {
             return nil
         }
@@ -17,7 +17,7 @@ extension YAMLReader {
     }
 
     /// Text that is not empty.
-    mutating func nonEmptyString(_ value: YAMLValue?) -> String? {
+    package mutating func nonEmptyString(_ value: YAMLValue?) -> String? {
         guard let value, let text = self.string(value) else {
             return nil
         }
@@ -29,7 +29,7 @@ extension YAMLReader {
     }
 
     /// A whole number written in plain decimal digits, within `range`.
-    mutating func integer(_ value: YAMLValue?, in range: ClosedRange<Int>) -> Int? {
+    package mutating func integer(_ value: YAMLValue?, in range: ClosedRange<Int>) -> Int? {
         guard let value else {
             return nil
         }
@@ -45,7 +45,7 @@ extension YAMLReader {
     }
 
     /// `true` or `false`.
-    mutating func boolean(_ value: YAMLValue?) -> Bool? {
+    package mutating func boolean(_ value: YAMLValue?) -> Bool? {
         guard let value else {
             return nil
         }
@@ -58,7 +58,7 @@ extension YAMLReader {
 
     /// A duration such as `500ms`, `2s` or `1m30s` (GateCore's `DurationText`); zero only when
     /// `allowingZero`.
-    mutating func duration(_ value: YAMLValue?, allowingZero: Bool = false) -> Duration? {
+    package mutating func duration(_ value: YAMLValue?, allowingZero: Bool = false) -> Duration? {
         guard let value else {
             return nil
         }
@@ -83,7 +83,7 @@ extension YAMLReader {
 
     /// A byte count: a whole number of bytes, or a size such as `64KiB` (`ByteSize`), within
     /// `range`.
-    mutating func byteSize(_ value: YAMLValue?, in range: ClosedRange<Int>) -> Int? {
+    package mutating func byteSize(_ value: YAMLValue?, in range: ClosedRange<Int>) -> Int? {
         guard let value else {
             return nil
         }
@@ -98,7 +98,7 @@ extension YAMLReader {
     }
 
     /// A `host:port` or `[ipv6]:port` address; port 0 only when `allowingPortZero`.
-    mutating func endpoint(_ value: YAMLValue?, allowingPortZero: Bool) -> Endpoint? {
+    package mutating func endpoint(_ value: YAMLValue?, allowingPortZero: Bool) -> Endpoint? {
         guard let value, let text = self.string(value) else {
             return nil
         }
@@ -113,7 +113,7 @@ extension YAMLReader {
     }
 
     /// A network in CIDR notation (GateCore's `CIDRBlock`).
-    mutating func cidrBlock(_ value: YAMLValue?) -> CIDRBlock? {
+    package mutating func cidrBlock(_ value: YAMLValue?) -> CIDRBlock? {
         guard let value, let text = self.string(value) else {
             return nil
         }

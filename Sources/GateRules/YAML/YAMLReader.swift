@@ -9,13 +9,13 @@ import Yams
 /// was expected. Mappings are read against the keys they may have: any other key is reported
 /// with a "did you mean" hint, because a misspelt key silently ignored would leave a default
 /// in force that the operator thinks they changed.
-struct YAMLReader {
+package struct YAMLReader {
     /// The file name the diagnostics carry.
-    let file: String
+    package let file: String
     /// Every problem found so far, in the order found.
-    private(set) var diagnostics: [Diagnostic] = []
+    package private(set) var diagnostics: [Diagnostic] = []
 
-    init(file: String) {
+    package init(file: String) {
         self.file = file
     }
 
@@ -25,18 +25,18 @@ struct YAMLReader {
     }
 
     /// Records a problem with `value`.
-    mutating func report(_ message: String, at value: YAMLValue, hint: String? = nil) {
+    package mutating func report(_ message: String, at value: YAMLValue, hint: String? = nil) {
         self.diagnostics.append(Diagnostic(message, at: self.location(of: value), hint: hint))
     }
 
     /// Records that `value` is not the `expected` kind of value.
-    mutating func reportType(of value: YAMLValue, expected: String, hint: String? = nil) {
+    package mutating func reportType(of value: YAMLValue, expected: String, hint: String? = nil) {
         self.report("expected \(expected), found \(value.kind)", at: value, hint: hint)
     }
 
     /// The root of the single document in `text`; `nil` for an empty document (nothing is
     /// reported) or for one that is not valid YAML (reported with Yams' line and column).
-    mutating func root(of text: String) -> YAMLValue? {
+    package mutating func root(of text: String) -> YAMLValue? {
         do {
             return try Yams.compose(yaml: text).map { YAMLValue(node: $0, path: .root) }
         } catch let error as YamlError {
@@ -48,7 +48,7 @@ struct YAMLReader {
     }
 
     /// `value` as a mapping whose keys are among `keys`; every other key is reported.
-    mutating func fields(of value: YAMLValue?, keys: [String]) -> YAMLFields? {
+    package mutating func fields(of value: YAMLValue?, keys: [String]) -> YAMLFields? {
         guard let entries = self.entries(of: value), let value else {
             return nil
         }
@@ -73,7 +73,7 @@ struct YAMLReader {
 
     /// `value` as a mapping with keys of one's choosing (upstream names), in file order; a key
     /// that is not a plain name (a list, a mapping, nothing) is reported and left out.
-    mutating func entries(of value: YAMLValue?) -> [(name: String, key: YAMLValue, value: YAMLValue)]? {
+    package mutating func entries(of value: YAMLValue?) -> [(name: String, key: YAMLValue, value: YAMLValue)]? {
         guard let value else {
             return nil
         }
@@ -95,7 +95,7 @@ struct YAMLReader {
     }
 
     /// `value` as a list, each element with its index in the path.
-    mutating func elements(of value: YAMLValue?) -> [YAMLValue]? {
+    package mutating func elements(of value: YAMLValue?) -> [YAMLValue]? {
         guard let value else {
             return nil
         }
@@ -108,7 +108,7 @@ struct YAMLReader {
 
     /// The value under `key`, reported as missing when it is absent (unless a misspelling of it
     /// was reported already).
-    mutating func required(_ key: String, in fields: YAMLFields?) -> YAMLValue? {
+    package mutating func required(_ key: String, in fields: YAMLFields?) -> YAMLValue? {
         guard let fields else {
             return nil
         }

@@ -2,30 +2,30 @@ import Yams
 
 /// A node of a composed YAML document and the key path that leads to it: what a reader needs
 /// to read the value and to say where a problem is.
-struct YAMLValue {
+package struct YAMLValue {
     /// The node, with its line and column (`mark`).
-    let node: Node
+    package let node: Node
     /// Where the node is in the document.
-    let path: NodePath
+    package let path: NodePath
 
     /// The line the node starts on, from 1.
-    var line: Int {
+    package var line: Int {
         self.node.mark?.line ?? 0
     }
 
     /// The column the node starts at, from 1.
-    var column: Int {
+    package var column: Int {
         self.node.mark?.column ?? 0
     }
 
     /// The node's YAML type: the tag written, or the one its plain text resolves to (`5` an
     /// integer, `true` a boolean, `~` or nothing null); quoted text is always a string.
-    var tagName: Tag.Name {
+    package var tagName: Tag.Name {
         Resolver.default.resolveTag(of: self.node)
     }
 
     /// Whether the node is a mapping.
-    var isMapping: Bool {
+    package var isMapping: Bool {
         if case .mapping = self.node {
             return true
         }
@@ -33,13 +33,13 @@ struct YAMLValue {
     }
 
     /// Whether the node is a boolean (`true`, `false`, `on`, `off`, …).
-    var isBoolean: Bool {
+    package var isBoolean: Bool {
         self.tagName == .bool
     }
 
     /// What kind of value the node is, for "expected …, found …": `a mapping`, `a list`,
     /// `a string`, `an integer`, `a number`, `a boolean`, or `nothing` for an empty value.
-    var kind: String {
+    package var kind: String {
         switch self.node {
         case .mapping:
             return "a mapping"

@@ -134,7 +134,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 let token = try configuration.adminTokenFile.map(Self.readAdminToken)
                 admin = try await AdminServer.start(
                     endpoint: endpoint, gateway: gateway, watcher: watcher, metrics: { registry.emitToString() },
-                    token: token, group: group, logger: logger
+                    token: token, revealsCaptchaAnswers: configuration.adminRevealsCaptchaAnswers, group: group, logger: logger
                 )
             }
             let ports = gateway.ports.map(String.init).joined(separator: ",")
