@@ -57,12 +57,14 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product spikegate
 
-# The load tests (GateProxyTests.Load*: goodput and ramp shares measured against a clock) run
-# after the rest, on a machine they have to themselves.
+# The load tests (GateProxyTests.Load*: goodput and ramp shares measured against a clock) and
+# the end-to-end scenario replays (whole processes) run after the rest, on a machine they have
+# to themselves.
+SERIAL_TESTS := GateProxyTests\.Load|TrafficReplayTests\.EndToEnd
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip 'GateProxyTests\.Load'
-	$(SWIFT) test --skip-build --no-parallel --filter 'GateProxyTests\.Load'
+	$(SWIFT) test --skip-build --skip '$(SERIAL_TESTS)'
+	$(SWIFT) test --skip-build --no-parallel --filter '$(SERIAL_TESTS)'
 
 # A small flash sale (private redis-server, 4 ticket nodes, 1,500 buyers for 1,000 tickets);
 # grows into the full demo with the gateway and replayed attackers (issue: traffic replay and demo).

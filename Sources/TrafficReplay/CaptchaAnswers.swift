@@ -10,6 +10,9 @@ public final class CaptchaAnswers: Sendable {
     private let group: any EventLoopGroup
     /// Keep-alive connections to the admin listener not in use.
     private let idle = Mutex<[ReplayConnection]>([])
+    /// At most this many connections to the admin listener at once (a crowd of simulated people
+    /// must not flood its accept queue).
+    private let slots = ConnectionSlots(8)
 
     /// Answers from the admin listener at `url` (`http://HOST:PORT`), with the admin `token` if
     /// it wants one.
@@ -25,6 +28,8 @@ public final class CaptchaAnswers: Sendable {
 
     /// The characters of challenge `id`, or why not.
     func answer(id: String, timeout: Duration) async -> Result<String, ReplayError> {
+        await self.slots.acquire(1)
+        defer { self.slots.release(1) }
         var connection = self.idle.withLock { $0.popLast() }
         do {
             if connection?.isOpen != true {

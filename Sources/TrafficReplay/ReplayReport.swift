@@ -125,7 +125,8 @@ final class PopulationTally: Sendable {
                 denied: counts.outcomes[.denied, default: 0],
                 soldOut: counts.outcomes[.soldOut, default: 0],
                 errors: counts.outcomes[.error, default: 0],
-                errorSamples: counts.errorSamples,
+                problems: counts.errorSamples.map { ReplayReport.Problem(detail: $0.key, count: $0.value) }
+                    .sorted { ($0.count, $1.detail) > ($1.count, $0.detail) },
                 usersWithTicket: counts.usersWithTicket,
                 usersWithoutTicket: counts.usersWithoutTicket,
                 accountsBoughtTwice: twice,
@@ -181,14 +182,20 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         public var denied: Int
         public var soldOut: Int
         public var errors: Int
-        /// What went wrong (errors, failed solutions and payments): detail → count, the first
-        /// 20 kinds.
-        public var errorSamples: [String: Int]
+        /// What went wrong (errors, failed solutions and payments), the first 20 kinds, most
+        /// frequent first.
+        public var problems: [Problem]
         public var usersWithTicket: Int
         public var usersWithoutTicket: Int
         /// Accounts answered "bought" more than once (must be 0).
         public var accountsBoughtTwice: Int
         public var latencyMillis: Latency
+    }
+
+    /// A kind of problem and how often it happened.
+    public struct Problem: Sendable, Codable, Hashable {
+        public var detail: String
+        public var count: Int
     }
 
     public struct SaleSummary: Sendable, Codable, Hashable {
@@ -245,8 +252,8 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         }
         lines.append(line(columns))
         lines.append(contentsOf: rows.map(line))
-        for population in self.populations where !population.errorSamples.isEmpty {
-            let samples = population.errorSamples.sorted { $0.value > $1.value }.prefix(3).map { "\($0.value)× \($0.key)" }
+        for population in self.populations where !population.problems.isEmpty {
+            let samples = population.problems.prefix(3).map { "\($0.count)× \($0.detail)" }
             lines.append("\(population.name) problems: " + samples.joined(separator: "; "))
         }
         if let sale = self.sale {

@@ -292,11 +292,13 @@ public final class Replayer: Sendable {
         return "\(error)"
     }
 
+    static let paymentTries = 5
+
     /// Pays `order` (`POST /orders/ID/pay`): the node answers code 1 (paid) or 2 (paid before).
-    /// A refusal that says to come back (shed, `Retry-After`) is tried again, three times in all.
+    /// A refusal that says to come back (shed, `Retry-After`) is tried again, five times in all.
     private func pay(order: String, headers: [(String, String)], on connection: inout ReplayConnection?, from source: IPv4, tally: PopulationTally) async {
         var detail = ""
-        for attempt in 1...3 {
+        for attempt in 1...Self.paymentTries {
             let exchange = await self.send(method: "POST", path: "/orders/\(order)/pay", headers: headers, body: "{}", on: connection, from: source)
             connection = exchange.connection
             let code = FlatJSON(exchange.body).integer("code")
@@ -305,7 +307,7 @@ public final class Replayer: Sendable {
                 return
             }
             detail = exchange.answer.detail ?? "\(exchange.answer.outcome.rawValue): \(Answer.excerpt(exchange.body))"
-            guard attempt < 3, [.shed, .warmupRefused, .error].contains(exchange.answer.outcome) else {
+            guard attempt < Self.paymentTries, [.shed, .warmupRefused, .error].contains(exchange.answer.outcome) else {
                 break
             }
             try? await Task.sleep(for: .seconds(exchange.answer.retryAfter ?? 1))
