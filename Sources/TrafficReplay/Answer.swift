@@ -21,6 +21,9 @@ public enum Outcome: String, Sendable, Hashable, CaseIterable, Codable {
     case warmupRefused = "warmup_refused"
     /// Refused by a deny list (`code` -11).
     case denied
+    /// An answer below 500 to a replayed request that is not a purchase (capture replay): a
+    /// page, a payment, a challenge's image or solution.
+    case answered
     /// Anything else: a failed connection, a timeout, a status or code nobody explained.
     case error
 }

@@ -124,6 +124,7 @@ final class PopulationTally: Sendable {
                 warmupRefused: counts.outcomes[.warmupRefused, default: 0],
                 denied: counts.outcomes[.denied, default: 0],
                 soldOut: counts.outcomes[.soldOut, default: 0],
+                answered: counts.outcomes[.answered, default: 0],
                 errors: counts.outcomes[.error, default: 0],
                 problems: counts.errorSamples.map { ReplayReport.Problem(detail: $0.key, count: $0.value) }
                     .sorted { ($0.count, $1.detail) > ($1.count, $0.detail) },
@@ -181,6 +182,8 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         public var warmupRefused: Int
         public var denied: Int
         public var soldOut: Int
+        /// Answers below 500 to requests that are not purchases (capture replay).
+        public var answered: Int
         public var errors: Int
         /// What went wrong (errors, failed solutions and payments), the first 20 kinds, most
         /// frequent first.
@@ -234,13 +237,13 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         }
         let columns = [
             "population", "users", "requests", "bought", "paid", "holds", "challenged", "solved", "banned", "in-flight", "limited",
-            "shed", "sold-out", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
+            "shed", "sold-out", "other", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
         ]
         let rows = self.populations.map { p -> [String] in
             [
                 p.name + (p.real ? " (real)" : ""), Self.number(p.users), Self.number(p.requests), Self.number(p.bought), Self.number(p.paid),
                 Self.number(p.alreadyHolds), Self.number(p.challenged), Self.number(p.solved), Self.number(p.banned), Self.number(p.inFlightRefused),
-                Self.number(p.rateLimited), Self.number(p.shed + p.warmupRefused), Self.number(p.soldOut), Self.number(p.errors),
+                Self.number(p.rateLimited), Self.number(p.shed + p.warmupRefused), Self.number(p.soldOut), Self.number(p.answered), Self.number(p.errors),
                 Self.decimal(p.latencyMillis.p50), Self.decimal(p.latencyMillis.p90), Self.decimal(p.latencyMillis.p99), Self.decimal(p.latencyMillis.max),
             ]
         }

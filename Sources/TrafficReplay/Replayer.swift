@@ -33,22 +33,27 @@ public final class Replayer: Sendable {
         self.target = target
         self.group = group
         self.captchaAnswers = captchaAnswers
-        if target.tls {
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            if insecure {
-                configuration.certificateVerification = .none
-            } else if let caFile {
-                guard FileManager.default.isReadableFile(atPath: caFile) else {
-                    throw ReplayError("cannot read the CA file \(caFile)")
-                }
-                configuration.trustRoots = .file(caFile)
-            }
-            self.tls = try NIOSSLContext(configuration: configuration)
-        } else {
-            self.tls = nil
-        }
+        self.tls = try Self.tlsContext(for: target, caFile: caFile, insecure: insecure)
         self.tallies = scenario.populations.map(PopulationTally.init)
         self.slots = ConnectionSlots(scenario.maximumConnections)
+    }
+
+    /// The client TLS context for an `https` target: its certificate checked against `caFile`
+    /// (PEM) or the system's roots, unless `insecure`; `nil` for `http`.
+    static func tlsContext(for target: ReplayTarget, caFile: String?, insecure: Bool) throws -> NIOSSLContext? {
+        guard target.tls else {
+            return nil
+        }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if insecure {
+            configuration.certificateVerification = .none
+        } else if let caFile {
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw ReplayError("cannot read the CA file \(caFile)")
+            }
+            configuration.trustRoots = .file(caFile)
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     /// One user's place in the schedule.
@@ -263,7 +268,7 @@ public final class Replayer: Sendable {
         }
     }
 
-    private static func micros(since start: ContinuousClock.Instant) -> UInt64 {
+    static func micros(since start: ContinuousClock.Instant) -> UInt64 {
         let elapsed = (ContinuousClock.now - start).components
         return UInt64(max(0, elapsed.seconds)) * 1_000_000 + UInt64(max(0, elapsed.attoseconds) / 1_000_000_000_000)
     }

@@ -13,6 +13,6 @@ struct SpikeGate: AsyncParsableCommand {
             cannot take, and never lets a ticket be sold twice.
             """,
         version: SpikeGateVersion.current,
-        subcommands: [GatewayCommand.self, TicketNodeCommand.self, SaleCommand.self, RulesCommand.self, ReplayCommand.self, Bench.self]
+        subcommands: [GatewayCommand.self, TicketNodeCommand.self, SaleCommand.self, RulesCommand.self, ReplayCommand.self, DemoCommand.self, Bench.self]
     )
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GateTestSupport
 import Testing
 import TrafficReplay
@@ -57,5 +58,48 @@ struct EndToEndTests {
         #expect(sale.paid == sale.sold)
         #expect(people.errors == 0, "\(people.problems)")
         #expect(sale.realShare == 1)
+    }
+
+    @Test("a captured access log replays every request once, in time order, from the clients' addresses: the CAPTCHA gate challenges them all again and nothing is sold twice")
+    func captureReplay() async throws {
+        // Capture: the rush through one stack, its access log flushed by stopping the gateway.
+        let first = try await SaleStack.start(tickets: Self.tickets)
+        let captured: Capture
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-capture-\(UUID().uuidString.prefix(8)).jsonl")
+        defer { try? FileManager.default.removeItem(at: log) }
+        do {
+            let (report, status, printed) = try await first.replay("rush.yaml")
+            #expect(status == 0, "\(printed)")
+            #expect(report.sale?.sold == Self.tickets)
+            first.gateway.send(signal: SIGTERM)
+            _ = try await first.gateway.waitForExit(timeout: .seconds(15))
+            try FileManager.default.copyItem(atPath: first.accessLog, toPath: log.path)
+            captured = try Capture.load(path: log.path)
+            first.stop()
+        } catch {
+            first.stop()
+            throw error
+        }
+        #expect(captured.dropped == 0)
+        let purchases = captured.requests.filter { $0.target == "/buy/ticket" }
+        #expect(purchases.filter { $0.decision == "forwarded" }.count >= Self.tickets)
+
+        // Replay at 4× speed against a fresh sale: every line sent once. The passes in the
+        // capture are not replayed (the log has no headers), so the gate challenges every
+        // purchase; payments of orders this sale never made find nothing.
+        let second = try await SaleStack.start(tickets: Self.tickets)
+        defer { second.stop() }
+        let (report, status, printed) = try await second.replay(capture: log.path, speed: 4)
+        #expect(status == 0, "\(printed)")
+        #expect(report.requests == captured.requests.count, "\(printed)")
+        let sale = try #require(report.sale)
+        #expect(sale.oversold == 0 && sale.accountsWithTwoTickets == 0)
+        #expect(sale.sold == 0, "a purchase without a pass passed the CAPTCHA gate")
+        let replayedPurchases = report.populations.reduce(0) { $0 + $1.challenged }
+        #expect(replayedPurchases == purchases.count, "\(printed)")
+        // The rest (challenge images and solutions, payments) were answered, or shed.
+        let others = report.populations.reduce(0) { $0 + $1.answered + $1.shed }
+        #expect(others == captured.requests.count - purchases.count, "\(printed)")
+        #expect(report.populations.allSatisfy { $0.errors == 0 }, "\(printed)")
     }
 }

@@ -35,6 +35,11 @@ final class SaleStack: @unchecked Sendable {
         get throws { try ReplayTarget(url: "https://127.0.0.1:\(self.port)") }
     }
 
+    /// The gateway's access log, when the stack was started with one.
+    var accessLog: String {
+        self.directory.appendingPathComponent("access.jsonl").path
+    }
+
     /// Starts everything for a sale of `tickets` and waits until the gateway is ready.
     static func start(tickets: Int) async throws -> SaleStack {
         let redis = try await RedisServerProcess.start()
@@ -71,6 +76,7 @@ final class SaleStack: @unchecked Sendable {
                   captcha_answers: true
                 redis: \(redis.url)
                 rules: \(rules.path)
+                access_log: \(directory.appendingPathComponent("access.jsonl").path)
 
                 """
             let configurationFile = directory.appendingPathComponent("gateway.yaml")
@@ -121,10 +127,21 @@ final class SaleStack: @unchecked Sendable {
     /// process, as an operator runs it), which audits the sale; its JSON report, and its exit
     /// status (1: a ticket oversold or an account holding two).
     func replay(_ name: String) async throws -> (report: ReplayReport, status: Int32, printed: String) {
+        try await self.runReplay([
+            Self.scenarios.appendingPathComponent(name).path, "--captcha-answers", "http://127.0.0.1:\(self.adminPort)",
+        ])
+    }
+
+    /// Replays the capture at `path` against the gateway with `spikegate replay --capture`.
+    func replay(capture path: String, speed: Double) async throws -> (report: ReplayReport, status: Int32, printed: String) {
+        try await self.runReplay(["--capture", path, "--speed", "\(speed)"])
+    }
+
+    /// Runs `spikegate replay` with `arguments` and the stack's target, sale and a report file.
+    private func runReplay(_ arguments: [String]) async throws -> (report: ReplayReport, status: Int32, printed: String) {
         let reportFile = self.directory.appendingPathComponent("report-\(UUID().uuidString.prefix(8)).json")
-        let output = try await SpikegateBinary.run([
-            "replay", Self.scenarios.appendingPathComponent(name).path, "--target", try self.target.description, "--insecure",
-            "--captcha-answers", "http://127.0.0.1:\(self.adminPort)", "--redis", self.redis.url, "--sale", Self.sale,
+        let output = try await SpikegateBinary.run(["replay"] + arguments + [
+            "--target", try self.target.description, "--insecure", "--redis", self.redis.url, "--sale", Self.sale,
             "--report", reportFile.path, "--quiet",
         ], timeout: .seconds(240))
         guard let data = FileManager.default.contents(atPath: reportFile.path) else {

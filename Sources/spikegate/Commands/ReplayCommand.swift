@@ -10,7 +10,7 @@ import TrafficReplay
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Replay a flash-sale scenario against a live gateway and report what each population got.",
+        abstract: "Replay a flash-sale scenario (or a captured access log) against a live gateway and report what each population got.",
         discussion: """
             Every user connects from its own source address (127.x.y.z: each is bindable on Linux, \
             so the gateway sees distinct clients). With --redis and --sale the report adds the \
@@ -21,7 +21,13 @@ struct ReplayCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The scenario file (YAML; see Tests/Scenarios/).")
-    var scenario: String
+    var scenario: String?
+
+    @Option(help: "Replay a captured access log (the gateway's access_log, JSON lines) instead of a scenario.")
+    var capture: String?
+
+    @Option(help: "With --capture: replay this many times faster than captured.")
+    var speed = 1.0
 
     @Option(help: "Where to send the traffic: http://HOST:PORT or https://HOST:PORT.")
     var target: String
@@ -54,6 +60,12 @@ struct ReplayCommand: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        guard (self.scenario == nil) != (self.capture == nil) else {
+            throw ValidationError("give a scenario file or --capture ACCESS.jsonl (one of them)")
+        }
+        guard self.speed > 0, self.speed <= 1_000 else {
+            throw ValidationError("--speed must be above 0 and at most 1000")
+        }
         guard (self.redis == nil) == (self.sale == nil) else {
             throw ValidationError("--redis and --sale go together")
         }
@@ -63,17 +75,11 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario: Scenario
-        do {
-            scenario = try ScenarioDecoder.load(path: self.scenario)
-        } catch let error as ScenarioError {
-            throw ValidationError("the scenario has problems:\n\(error.description)")
-        }
         let target = try ReplayTarget(url: self.target)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let report: ReplayReport
         do {
-            report = try await self.replay(scenario, at: target, group: group)
+            report = try await self.replay(at: target, group: group)
             try await group.shutdownGracefully()
         } catch {
             try? await group.shutdownGracefully()
@@ -98,18 +104,34 @@ struct ReplayCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data(("\r" + line).utf8))
     }
 
-    /// Runs the replay, then audits the sale when asked to.
-    private func replay(_ scenario: Scenario, at target: ReplayTarget, group: any EventLoopGroup) async throws -> ReplayReport {
-        let token = try self.adminTokenFile.map { path in
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty else {
-                throw ValidationError("cannot read an admin token from \(path)")
+    /// Runs the replay (a scenario or a capture), then audits the sale when asked to.
+    private func replay(at target: ReplayTarget, group: any EventLoopGroup) async throws -> ReplayReport {
+        var report: ReplayReport
+        var scenario = Scenario(name: "capture")
+        if let capturePath = self.capture {
+            let capture = try Capture.load(path: capturePath)
+            let replayer = try CaptureReplayer(capture: capture, target: target, speed: self.speed, insecure: self.insecure, caFile: self.caFile, group: group)
+            print("replaying \(capture.requests.count) captured requests at \(self.speed)× speed against \(target)")
+            report = await replayer.run(progress: self.quiet ? nil : Self.showProgress)
+        } else if let path = self.scenario {
+            do {
+                scenario = try ScenarioDecoder.load(path: path)
+            } catch let error as ScenarioError {
+                throw ValidationError("the scenario has problems:\n\(error.description)")
             }
-            return String(line).trimmingCharacters(in: .whitespaces)
+            let token = try self.adminTokenFile.map { path in
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8), let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty else {
+                    throw ValidationError("cannot read an admin token from \(path)")
+                }
+                return String(line).trimmingCharacters(in: .whitespaces)
+            }
+            let answers = try self.captchaAnswers.map { try CaptchaAnswers(url: $0, token: token, group: group) }
+            let replayer = try Replayer(scenario: scenario, target: target, caFile: self.caFile, insecure: self.insecure, captchaAnswers: answers, group: group)
+            print("replaying \(scenario.name): \(scenario.users) users in \(scenario.populations.count) populations against \(target)")
+            report = await replayer.run(progress: self.quiet ? nil : Self.showProgress)
+        } else {
+            throw ValidationError("give a scenario file or --capture")
         }
-        let answers = try self.captchaAnswers.map { try CaptchaAnswers(url: $0, token: token, group: group) }
-        let replayer = try Replayer(scenario: scenario, target: target, caFile: self.caFile, insecure: self.insecure, captchaAnswers: answers, group: group)
-        print("replaying \(scenario.name): \(scenario.users) users in \(scenario.populations.count) populations against \(target)")
-        var report = await replayer.run(progress: self.quiet ? nil : Self.showProgress)
         if !self.quiet {
             FileHandle.standardError.write(Data("\n".utf8))
         }

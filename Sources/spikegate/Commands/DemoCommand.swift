@@ -1,0 +1,295 @@
+import ArgumentParser
+import Foundation
+import GateRedis
+import NIOCore
+import NIOPosix
+import TicketNode
+import TrafficReplay
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `spikegate demo`: the whole flash sale on this machine — a private `redis-server`, the sale,
+/// four ticket nodes weighted 1:2:3:4, the gateway in front, and a replayed crowd with
+/// attackers; prints the report and the dashboard's address, then runs until Ctrl-C.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a flash sale with attackers through the gateway on this machine and report who got the tickets.",
+        discussion: """
+            Starts a private redis-server (it must be installed: `make deps` does), creates the \
+            sale, starts four ticket nodes (weights 1:2:3:4, each holding its share of the \
+            stock) and the gateway with the rules of Tests/Scenarios/rules/sale.yaml (an image \
+            CAPTCHA in front of the purchase, bans for zombie accounts and for an account used \
+            from many addresses), then replays the people and the attackers. Everything listens \
+            on 127.0.0.1; the processes stop with the demo.
+            """
+    )
+
+    @Option(help: "Real people in the crowd.")
+    var users = 100_000
+
+    @Option(help: "Tickets on sale.")
+    var tickets = 10_000
+
+    @Option(help: "The anti-cheat rules and routes (the upstream is added by the demo).")
+    var rules = "Tests/Scenarios/rules/sale.yaml"
+
+    @Option(help: "The gateway's port (0: any free port).")
+    var port = 8080
+
+    @Option(help: "The admin listener's port, with the dashboard (0: any free port).")
+    var adminPort = 9090
+
+    @Option(help: "The redis-server to start.")
+    var redisServer = "redis-server"
+
+    @Flag(help: "Stop after the report instead of running until Ctrl-C.")
+    var exit = false
+
+    func validate() throws {
+        guard self.users >= 1, self.tickets >= 1 else {
+            throw ValidationError("--users and --tickets must be at least 1")
+        }
+        guard self.users <= 2_000_000 else {
+            throw ValidationError("--users: at most 2,000,000 (the people's addresses must fit in 127.100.0.0-127.131.255.255)")
+        }
+        guard FileManager.default.isReadableFile(atPath: self.rules) else {
+            throw ValidationError("cannot read the rules \(self.rules): run from the repository's top directory, or give --rules")
+        }
+    }
+
+    func run() async throws {
+        let processes = ChildProcesses()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-demo-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer {
+            processes.stopAll()
+            try? FileManager.default.removeItem(at: work)
+        }
+        let me = try Self.executable()
+
+        // Redis, then the sale in it.
+        let redisPort = try Self.freePort()
+        try processes.start(self.redisServer, ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], name: "redis-server", log: work)
+        let redis = "redis://127.0.0.1:\(redisPort)"
+        try await Self.waitForPort(redisPort, what: "redis-server", processes: processes)
+        var configuration = try RedisConfiguration(url: redis)
+        configuration.commandTimeout = .seconds(10)
+        try await RedisClient.withClient(configuration: configuration) { client, _ in
+            try await client.connect()
+            let store = try SaleStore(redis: client, sale: "demo")
+            try await store.loadScripts()
+            try await store.initialize(tickets: self.tickets, payTimeout: .seconds(600), force: true)
+        }
+        print("redis-server on 127.0.0.1:\(redisPort): sale 'demo' of \(self.tickets) tickets")
+
+        // Four ticket nodes, each holding its weight's share of the stock.
+        var backends: [String] = []
+        for weight in 1...4 {
+            let port = try Self.freePort()
+            try processes.start(me, [
+                "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redis, "--sale", "demo",
+                "--local-stock", "\(self.tickets * weight / 10)", "--name", "node-\(weight)", "--threads", "1",
+            ], name: "node-\(weight)", log: work)
+            backends.append("      - {address: '127.0.0.1:\(port)', weight: \(weight)}")
+            try await Self.waitForPort(port, what: "ticket node \(weight)", processes: processes)
+        }
+        print("4 ticket nodes (weights 1:2:3:4): \(backends.map { $0.split(separator: "'")[1] }.joined(separator: ", "))")
+
+        // The gateway.
+        let rules = work.appendingPathComponent("rules")
+        try FileManager.default.createDirectory(at: rules, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: self.rules, toPath: rules.appendingPathComponent("sale.yaml").path)
+        try ("upstreams:\n  tickets:\n    backends:\n\(backends.joined(separator: "\n"))\n"
+            + "    health_check: {path: /health, interval: 1s, timeout: 1s}\n    slow_start: 0s\n")
+            .write(to: rules.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
+        let port = self.port == 0 ? try Self.freePort() : self.port
+        let adminPort = self.adminPort == 0 ? try Self.freePort() : self.adminPort
+        try """
+            listeners:
+              - address: 127.0.0.1:\(port)
+            admin:
+              address: 127.0.0.1:\(adminPort)
+              captcha_answers: true
+            redis: \(redis)
+            rules: \(rules.path)
+
+            """.write(to: work.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
+        try processes.start(me, ["gateway", "--config", work.appendingPathComponent("gateway.yaml").path], name: "gateway", log: work)
+        try await Self.waitForPort(port, what: "the gateway", processes: processes)
+        print("gateway on http://127.0.0.1:\(port); dashboard on http://127.0.0.1:\(adminPort)/")
+
+        // The crowd.
+        let scenario = Scenario.flashSale(users: self.users, tickets: self.tickets)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let report: ReplayReport
+        do {
+            let answers = try CaptchaAnswers(url: "http://127.0.0.1:\(adminPort)", token: nil, group: group)
+            let replayer = try Replayer(scenario: scenario, target: try ReplayTarget(url: "http://127.0.0.1:\(port)"), captchaAnswers: answers, group: group)
+            print("replaying \(scenario.users) users (\(self.users) people, the rest attackers) ...")
+            var replayed = await replayer.run(progress: ReplayCommand.showProgress)
+            FileHandle.standardError.write(Data("\n".utf8))
+            replayed.sale = try await RedisClient.withClient(configuration: configuration) { client, _ in
+                try await client.connect()
+                return try await SaleAudit.read(redis: client, sale: "demo")
+            }.summary(populations: replayed.populations, scenario: scenario)
+            report = replayed
+            try await group.shutdownGracefully()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        print(report.table())
+        print("dashboard: http://127.0.0.1:\(adminPort)/  metrics: http://127.0.0.1:\(adminPort)/metrics")
+        if let sale = report.sale, sale.oversold > 0 || sale.accountsWithTwoTickets > 0 {
+            print("OVERSOLD or a second ticket for one account: stop and investigate")
+            throw ExitCode(1)
+        }
+        guard !self.exit else {
+            return
+        }
+        print("the sale stays up until Ctrl-C")
+        await Self.waitForInterrupt(processes: processes)
+    }
+
+    /// This program's own path (to start the nodes and the gateway).
+    static func executable() throws -> String {
+        let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw ValidationError("cannot find this program's own executable")
+        }
+        return path
+    }
+
+    /// A port nobody listens on now.
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else {
+            throw ValidationError("cannot open a socket to find a free port")
+        }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else {
+            throw ValidationError("cannot find a free port on 127.0.0.1")
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Waits (up to 30 s) until something accepts connections on `port`.
+    static func waitForPort(_ port: Int, what: String, processes: ChildProcesses) async throws {
+        for _ in 0..<600 {
+            if let exited = processes.exited() {
+                throw ValidationError("\(exited) stopped during start-up")
+            }
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let connected = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(descriptor)
+            if connected {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ValidationError("\(what) did not listen on 127.0.0.1:\(port) within 30 s")
+    }
+
+    /// Returns on SIGINT or SIGTERM, or when a child process stops.
+    static func waitForInterrupt(processes: ChildProcesses) async {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signals = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.resume()
+            return source
+        }
+        let stop = AsyncStream<Void> { continuation in
+            for source in signals {
+                source.setEventHandler { continuation.yield() }
+            }
+            Task {
+                while processes.exited() == nil {
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+                continuation.yield()
+            }
+        }
+        for await _ in stop {
+            break
+        }
+        signals.forEach { $0.cancel() }
+        if let exited = processes.exited() {
+            print("\(exited) stopped; stopping the demo")
+        } else {
+            print("\nstopping the demo")
+        }
+    }
+}
+
+/// The demo's child processes: started with their output in a log file, stopped together
+/// (SIGTERM, then SIGKILL after 5 s).
+final class ChildProcesses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running: [(name: String, process: Process)] = []
+
+    func start(_ executable: String, _ arguments: [String], name: String, log directory: URL) throws {
+        let process = Process()
+        if executable.contains("/") {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [executable] + arguments
+        }
+        let log = directory.appendingPathComponent("\(name).log")
+        guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
+            throw ValidationError("cannot write the log \(log.path)")
+        }
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw ValidationError("cannot start \(executable): \(error.localizedDescription)")
+        }
+        self.lock.withLock { self.running.append((name, process)) }
+    }
+
+    /// The name and exit status of a child that stopped, if one did.
+    func exited() -> String? {
+        self.lock.withLock {
+            self.running.first { !$0.process.isRunning }.map { "\($0.name) (exit \($0.process.terminationStatus))" }
+        }
+    }
+
+    func stopAll() {
+        let all = self.lock.withLock { self.running }
+        for child in all.reversed() where child.process.isRunning {
+            child.process.terminate()
+        }
+        let deadline = Date().addingTimeInterval(5)
+        for child in all {
+            while child.process.isRunning && Date() < deadline {
+                usleep(20_000)
+            }
+            if child.process.isRunning {
+                kill(child.process.processIdentifier, SIGKILL)
+                child.process.waitUntilExit()
+            }
+        }
+    }
+}
