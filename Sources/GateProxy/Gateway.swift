@@ -442,7 +442,11 @@ public final class Gateway: Sendable {
         let water = ChannelOptions.Types.WriteBufferWaterMark(low: settings.outboundBufferBytes / 2, high: settings.outboundBufferBytes)
         let scheme = listener.tls == nil ? "http" : "https"
         return try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            // A crowd connects at once: a deep accept queue (the kernel caps it at somaxconn),
+            // emptied many connections per wake-up rather than NIO's 4, so a busy loop does not
+            // leave connected clients waiting to be accepted.
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.maxMessagesPerRead, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: water)
