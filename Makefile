@@ -14,7 +14,7 @@ BENCH_PROXY_PACKAGES := wrk nginx haproxy redis-tools
 BENCH_OVERLOAD_PACKAGES := wrk nginx haproxy python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy deps-bench-overload build release test demo bench-redis bench-node bench-proxy bench-overload screenshot clean
+.PHONY: help deps deps-bench deps-bench-node deps-bench-proxy deps-bench-overload build release test demo bench-redis bench-node bench-proxy bench-overload bench-sale screenshot clean
 
 help:
 	@echo "make demo         install missing packages, build, run the flash-sale demo"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-node   ab and wrk against one ticket node and 4 nodes behind nginx (weights 1-4)"
 	@echo "make bench-proxy  wrk through spikegate gateway, nginx and haproxy (one thread each) to one backend, vs direct"
 	@echo "make bench-overload  the sold-out latch vs haproxy proxying the answer; refusals under 10x overload"
+	@echo "make bench-sale   the headline: 1,000,000 people (and bots) for 10,000 tickets through the whole system"
 	@echo "make screenshot   docs/dashboard.png: the admin dashboard of a live gateway, by headless Chromium"
 
 # Installs only what is missing; `apt-get update` runs once, and only when something is missing.
@@ -73,6 +74,17 @@ test: deps
 DEMO_ARGS ?=
 demo: release
 	.build/release/spikegate demo $(DEMO_ARGS)
+
+# The sources' headline on this machine: SALE_USERS people for SALE_TICKETS tickets, arriving
+# over SALE_RAMP, with the attackers scaled by SALE_ATTACKERS, through the gateway to four ticket
+# nodes; the report (wall time, requests/s, p99, oversold) goes to bench-sale.json too.
+SALE_USERS ?= 1000000
+SALE_TICKETS ?= 10000
+SALE_RAMP ?= 60s
+SALE_ATTACKERS ?= 0.02
+bench-sale: release
+	.build/release/spikegate demo --exit --port 0 --admin-port 0 --users $(SALE_USERS) --tickets $(SALE_TICKETS) \
+	  --ramp $(SALE_RAMP) --attackers $(SALE_ATTACKERS) --report bench-sale.json
 
 bench-redis: deps-bench release
 	@bash Deploy/bench/bench-redis.sh

@@ -150,7 +150,7 @@ public final class CaptureReplayer: Sendable {
             tallies[decision] = PopulationTally(population: Population(name: "was-\(decision)", users: clients))
         }
         let start = ContinuousClock.now
-        let done = RequestCounter()
+        let done = RunState.Counter()
         let total = self.capture.requests.count
         await withTaskGroup(of: Void.self) { group in
             if let progress {
@@ -230,7 +230,4 @@ public final class CaptureReplayer: Sendable {
     }
 }
 
-/// Requests replayed so far.
-private final class RequestCounter: Sendable {
-    let value = Atomic<Int>(0)
-}
+

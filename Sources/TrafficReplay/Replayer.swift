@@ -15,7 +15,11 @@ public final class Replayer: Sendable {
     private let tls: NIOSSLContext?
     private let group: any EventLoopGroup
     private let tallies: [PopulationTally]
-    private let slots: ConnectionSlots
+    /// Each population's connections: `maximum_connections` shared in proportion to the users
+    /// (each at least its parallel width), so bots arriving in a mass cannot keep the people
+    /// who come later from arriving on time.
+    private let slots: [ConnectionSlots]
+    private let workers: [Int]
     private let captchaAnswers: CaptchaAnswers?
 
     /// A replay of `scenario` at `target`. For `https`, the gateway's certificate is checked
@@ -35,7 +39,16 @@ public final class Replayer: Sendable {
         self.captchaAnswers = captchaAnswers
         self.tls = try Self.tlsContext(for: target, caFile: caFile, insecure: insecure)
         self.tallies = scenario.populations.map(PopulationTally.init)
-        self.slots = ConnectionSlots(scenario.maximumConnections)
+        let total = max(1, scenario.users)
+        let widths = scenario.populations.map { min($0.parallel, scenario.maximumConnections) }
+        let budgets = zip(scenario.populations, widths).map { population, width in
+            max(width, scenario.maximumConnections * population.users / total)
+        }
+        self.slots = budgets.map(ConnectionSlots.init)
+        // A worker runs one user at a time and holds its parallel width of connections.
+        self.workers = zip(zip(scenario.populations, widths), budgets).map { pair, budget in
+            min(pair.0.users, max(1, budget / max(1, pair.1)))
+        }
     }
 
     /// The client TLS context for an `https` target: its certificate checked against `caFile`
@@ -56,44 +69,38 @@ public final class Replayer: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    /// One user's place in the schedule.
-    private struct Arrival: Sendable {
-        let population: Int
-        let user: Int
-        let at: Duration
-    }
-
     /// Runs the replay to its end (or the scenario's time limit); `progress` hears a status line
     /// about once a second.
     public func run(progress: (@Sendable (String) -> Void)? = nil) async -> ReplayReport {
-        let schedule = self.schedule()
+        let schedules = self.schedules()
+        let users = self.scenario.users
         let start = ContinuousClock.now
         let deadline = start + self.scenario.timeLimit
-        let run = RunState()
-        let workers = min(schedule.count, self.scenario.maximumConnections)
+        let run = RunState(populations: schedules.count)
         await withTaskGroup(of: Void.self) { group in
             if let progress {
                 group.addTask {
                     while !run.finished.load(ordering: .relaxed) {
                         try? await Task.sleep(for: .seconds(1))
-                        progress(self.progressLine(elapsed: ContinuousClock.now - start, users: schedule.count))
+                        progress(self.progressLine(elapsed: ContinuousClock.now - start, users: users))
                     }
                 }
             }
-            await withTaskGroup(of: Void.self) { users in
-                for _ in 0..<workers {
-                    users.addTask {
-                        while true {
-                            let index = run.next.add(1, ordering: .relaxed).oldValue
-                            guard index < schedule.count, ContinuousClock.now < deadline else {
-                                return
+            await withTaskGroup(of: Void.self) { workers in
+                for (population, schedule) in schedules.enumerated() {
+                    for _ in 0..<self.workers[population] {
+                        workers.addTask {
+                            while true {
+                                let index = run.next[population].value.add(1, ordering: .relaxed).oldValue
+                                guard index < schedule.count, ContinuousClock.now < deadline else {
+                                    return
+                                }
+                                let due = start + schedule[index]
+                                if due > ContinuousClock.now {
+                                    try? await Task.sleep(until: due, clock: .continuous)
+                                }
+                                await self.runUser(index, of: population, deadline: deadline)
                             }
-                            let arrival = schedule[index]
-                            let due = start + arrival.at
-                            if due > ContinuousClock.now {
-                                try? await Task.sleep(until: due, clock: .continuous)
-                            }
-                            await self.runUser(arrival.user, of: self.tallies[arrival.population], deadline: deadline)
                         }
                     }
                 }
@@ -111,26 +118,24 @@ public final class Replayer: Sendable {
             seconds: (elapsed.seconds * 100).rounded() / 100,
             requests: requests,
             requestsPerSecond: elapsed.seconds > 0 ? (Double(requests) / elapsed.seconds).rounded() : 0,
-            usersCutShort: schedule.count - started,
+            usersCutShort: users - started,
             populations: populations,
             sale: nil
         )
     }
 
-    /// Every user's arrival, in order.
-    private func schedule() -> [Arrival] {
-        var all: [Arrival] = []
-        all.reserveCapacity(self.scenario.users)
-        for (index, population) in self.scenario.populations.enumerated() {
+    /// Each population's users' arrivals after the start, in user order (which is time order).
+    private func schedules() -> [[Duration]] {
+        self.scenario.populations.map { population in
+            var arrivals: [Duration] = []
+            arrivals.reserveCapacity(population.users)
             var previous = Duration.zero
             for user in 0..<population.users {
-                let at = population.arrival(of: user, previous: previous, uniform: Double.random(in: 0..<1))
-                previous = at
-                all.append(Arrival(population: index, user: user, at: at))
+                previous = population.arrival(of: user, previous: previous, uniform: Double.random(in: 0..<1))
+                arrivals.append(previous)
             }
+            return arrivals
         }
-        // Stable for equal times: populations interleave by user index at the same instant.
-        return all.enumerated().sorted { ($0.element.at, $0.element.user, $0.offset) < ($1.element.at, $1.element.user, $1.offset) }.map(\.element)
     }
 
     private func progressLine(elapsed: Duration, users: Int) -> String {
@@ -158,13 +163,15 @@ public final class Replayer: Sendable {
         let micros: UInt64
     }
 
-    private func runUser(_ index: Int, of tally: PopulationTally, deadline: ContinuousClock.Instant) async {
+    private func runUser(_ index: Int, of populationIndex: Int, deadline: ContinuousClock.Instant) async {
+        let tally = self.tallies[populationIndex]
+        let slots = self.slots[populationIndex]
         let population = tally.population
         let account = population.account(of: index)
         let source = population.address(of: index)
         let width = min(population.parallel, self.scenario.maximumConnections)
         tally.userStarted()
-        await self.slots.acquire(width)
+        await slots.acquire(width)
         var connections = [ReplayConnection?](repeating: nil, count: width)
         var pass: String?
         var holdsTicket = false
@@ -241,7 +248,7 @@ public final class Replayer: Sendable {
         for connection in connections {
             await connection?.close()
         }
-        self.slots.release(width)
+        slots.release(width)
         tally.userDone(holdsTicket: holdsTicket)
     }
 
@@ -369,10 +376,18 @@ public final class Replayer: Sendable {
     }
 }
 
-/// Where a run is: the next user to start, and whether every user is done.
-private final class RunState: Sendable {
-    let next = Atomic<Int>(0)
+/// Where a run is: each population's next user to start, and whether every user is done.
+final class RunState: Sendable {
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    let next: [Counter]
     let finished = Atomic<Bool>(false)
+
+    init(populations: Int) {
+        self.next = (0..<populations).map { _ in Counter() }
+    }
 }
 
 /// How many connections may be open at once; a user takes all it needs in one go, in arrival

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GateCore
 import GateRedis
 import NIOCore
 import NIOPosix
@@ -32,6 +33,15 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Tickets on sale.")
     var tickets = 10_000
 
+    @Option(help: "How long the people take to arrive (default: 5 s, or users/5000 s when longer).")
+    var ramp: String?
+
+    @Option(help: "Scale of the attacking populations (1: as many distributed bots as half the people; 0.2: a tenth).")
+    var attackers = 0.2
+
+    @Option(help: "Also write the report as JSON to this file.")
+    var report: String?
+
     @Option(help: "The anti-cheat rules and routes (the upstream is added by the demo).")
     var rules = "Tests/Scenarios/rules/sale.yaml"
 
@@ -54,6 +64,16 @@ struct DemoCommand: AsyncParsableCommand {
         guard self.users <= 2_000_000 else {
             throw ValidationError("--users: at most 2,000,000 (the people's addresses must fit in 127.100.0.0-127.131.255.255)")
         }
+        guard (0...10).contains(self.attackers) else {
+            throw ValidationError("--attackers must be from 0 to 10")
+        }
+        if let ramp = self.ramp {
+            do {
+                _ = try DurationText.parse(ramp)
+            } catch {
+                throw ValidationError("--ramp: \(error)")
+            }
+        }
         guard FileManager.default.isReadableFile(atPath: self.rules) else {
             throw ValidationError("cannot read the rules \(self.rules): run from the repository's top directory, or give --rules")
         }
@@ -63,9 +83,24 @@ struct DemoCommand: AsyncParsableCommand {
         let processes = ChildProcesses()
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-demo-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer {
+        // Ctrl-C at any point stops the children too (never left running without the demo).
+        let interrupts = Self.interrupts()
+        let cleanup: @Sendable () -> Void = {
             processes.stopAll()
             try? FileManager.default.removeItem(at: work)
+        }
+        let stream = interrupts.stream
+        let watcher = Task.detached {
+            for await _ in stream {
+                print("\nstopping the demo")
+                cleanup()
+                Foundation.exit(130)
+            }
+        }
+        defer {
+            watcher.cancel()
+            interrupts.sources.forEach { $0.cancel() }
+            cleanup()
         }
         let me = try Self.executable()
 
@@ -121,7 +156,7 @@ struct DemoCommand: AsyncParsableCommand {
         print("gateway on http://127.0.0.1:\(port); dashboard on http://127.0.0.1:\(adminPort)/")
 
         // The crowd.
-        let scenario = Scenario.flashSale(users: self.users, tickets: self.tickets)
+        let scenario = Scenario.flashSale(users: self.users, tickets: self.tickets, ramp: try self.ramp.map(DurationText.parse), attackers: self.attackers)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let report: ReplayReport
         do {
@@ -141,6 +176,11 @@ struct DemoCommand: AsyncParsableCommand {
             throw error
         }
         print(report.table())
+        if let path = self.report {
+            guard FileManager.default.createFile(atPath: path, contents: Data(try report.json().utf8)) else {
+                throw ValidationError("cannot write the report to \(path)")
+            }
+        }
         print("dashboard: http://127.0.0.1:\(adminPort)/  metrics: http://127.0.0.1:\(adminPort)/metrics")
         if let sale = report.sale, sale.oversold > 0 || sale.accountsWithTwoTickets > 0 {
             print("OVERSOLD or a second ticket for one account: stop and investigate")
@@ -150,7 +190,26 @@ struct DemoCommand: AsyncParsableCommand {
             return
         }
         print("the sale stays up until Ctrl-C")
-        await Self.waitForInterrupt(processes: processes)
+        while processes.exited() == nil {
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        print("\(processes.exited() ?? "a process") stopped; stopping the demo")
+    }
+
+    /// SIGINT and SIGTERM as a stream (their default action, ending the process at once, is
+    /// turned off, so the demo can stop its children first).
+    static func interrupts() -> (stream: AsyncStream<Int32>, sources: [any DispatchSourceSignal]) {
+        var sources: [any DispatchSourceSignal] = []
+        let stream = AsyncStream<Int32> { continuation in
+            for number in [SIGINT, SIGTERM] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { continuation.yield(number) }
+                source.resume()
+                sources.append(source)
+            }
+        }
+        return (stream, sources)
     }
 
     /// This program's own path (to start the nodes and the gateway).
@@ -204,37 +263,6 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ValidationError("\(what) did not listen on 127.0.0.1:\(port) within 30 s")
-    }
-
-    /// Returns on SIGINT or SIGTERM, or when a child process stops.
-    static func waitForInterrupt(processes: ChildProcesses) async {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let signals = [SIGINT, SIGTERM].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.resume()
-            return source
-        }
-        let stop = AsyncStream<Void> { continuation in
-            for source in signals {
-                source.setEventHandler { continuation.yield() }
-            }
-            Task {
-                while processes.exited() == nil {
-                    try? await Task.sleep(for: .milliseconds(500))
-                }
-                continuation.yield()
-            }
-        }
-        for await _ in stop {
-            break
-        }
-        signals.forEach { $0.cancel() }
-        if let exited = processes.exited() {
-            print("\(exited) stopped; stopping the demo")
-        } else {
-            print("\nstopping the demo")
-        }
     }
 }
 
