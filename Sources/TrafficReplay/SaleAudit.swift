@@ -1,15 +1,21 @@
 import Foundation
+import GateCore
 import GateRedis
 import NIOCore
 import TicketNode
 
-/// The sale's own records, read from Redis after a replay: what was sold and to whom. The
+/// The sale's own records, read from its store after a replay: what was sold and to whom. The
 /// report's verdicts (oversold, accounts with two tickets, undersold, the real users' share)
 /// come from here, not from what the clients were told.
 public struct SaleAudit: Sendable, Hashable {
     public var status: SaleStatus
     /// Live orders (reserved or paid) by account.
     public var liveOrdersByAccount: [String: Int]
+
+    /// The audit of a sale kept in this process (`MemorySaleStore`).
+    public static func read(ledger: SaleLedger) -> SaleAudit {
+        SaleAudit(status: ledger.status, liveOrdersByAccount: ledger.liveOrdersByAccount)
+    }
 
     /// Reads sale `sale` from `redis`.
     public static func read(redis: RedisClient, sale: String) async throws -> SaleAudit {

@@ -1,19 +1,7 @@
+import GateCore
 @testable import GateRedis
 import NIOCore
 import Testing
-
-/// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func randomValue(depth: Int, using random: inout SplitMix64) -> RESPValue {
     switch Int.random(in: 0..<(depth < 3 ? 7 : 5), using: &random) {
@@ -60,7 +48,7 @@ private func encode(_ value: RESPValue, into buffer: inout ByteBuffer) {
 struct RESPReaderRandomSplitTests {
     @Test("random replies fed in random chunks come out equal and in order", arguments: 1...40)
     func randomSplits(seed: UInt64) throws {
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         let replies = (0..<Int.random(in: 1..<60, using: &random)).map { _ in randomValue(depth: 0, using: &random) }
         var wire = ByteBuffer()
         for reply in replies {

@@ -27,6 +27,16 @@ struct CommandLineTests {
         #expect(output.standardError.contains("--concurrency, --pipeline and --threads must be positive"))
     }
 
+    @Test("demo --store redis without a redis-server is refused with the way out")
+    func demoWithoutRedis() async throws {
+        let output = try await SpikegateBinary.run([
+            "demo", "--store", "redis", "--redis-server", "/nonexistent/redis-server", "--port", "0", "--admin-port", "0", "--exit",
+        ])
+        #expect(output.status != 0)
+        #expect(output.standardError.contains("cannot find /nonexistent/redis-server"), "\(output.standardError)")
+        #expect(output.standardError.contains("--store memory"))
+    }
+
     @Test("a bad Redis URL is refused with what is wrong")
     func badURL() async throws {
         let output = try await SpikegateBinary.run(["bench", "redis", "--url", "http://nowhere"])

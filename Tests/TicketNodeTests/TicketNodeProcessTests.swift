@@ -1,3 +1,4 @@
+import GateCore
 import Foundation
 import GateRedis
 import GateTestSupport

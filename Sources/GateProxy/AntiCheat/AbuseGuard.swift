@@ -1,3 +1,4 @@
+import GateChannels
 import GateCore
 import GateRules
 import Synchronization
@@ -82,9 +83,7 @@ final class AbuseGuard: Sendable {
     /// Wall-clock Unix milliseconds: cluster buckets are aligned on real time, so every
     /// gateway numbers them alike.
     static func wallMillis() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+        WallClock.milliseconds()
     }
     /// Bans in force, roughly (counted when made and lifted; a lapsed one is found on check):
     /// zero lets a request skip the lock.

@@ -8,7 +8,7 @@ import Synchronization
 /// Everything a request of the ticket node needs, shared by all connections.
 final class TicketNodeContext: Sendable {
     let name: String
-    let store: SaleStore
+    let store: any TicketStore
     let stock: LocalStock
     let logger: Logger
     /// Where each answered request is recorded, when `--stat-log` is set.
@@ -16,7 +16,7 @@ final class TicketNodeContext: Sendable {
     /// One "purchase failed" line per second at most while Redis is away.
     private let failureLog = Mutex(EventThrottle(interval: .seconds(1)))
 
-    init(name: String, store: SaleStore, stock: LocalStock, statLog: StatLog?, logger: Logger) {
+    init(name: String, store: any TicketStore, stock: LocalStock, statLog: StatLog?, logger: Logger) {
         self.name = name
         self.store = store
         self.stock = stock
@@ -157,10 +157,10 @@ final class TicketNodeContext: Sendable {
     }
 
     private func health(on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
-        self.store.redis.send(RedisCommand("PING"), on: eventLoop).map { _ in
+        self.store.ping(on: eventLoop).map { _ in
             .json(.ok, "{\"status\":\"ok\"}")
         }.flatMapErrorThrowing { error in
-            .error(.serviceUnavailable, code: -5, "redis: \(error)")
+            .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
         }
     }
 

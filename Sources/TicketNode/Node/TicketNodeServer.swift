@@ -57,6 +57,20 @@ public final class TicketNodeServer: Sendable {
     ) async throws -> TicketNodeServer {
         let store = try SaleStore(redis: redis, sale: configuration.sale)
         try await store.loadScripts()
+        return try await Self.start(configuration: configuration, store: store, group: group, logger: logger)
+    }
+
+    /// Checks the sale exists in `store` (a `MemorySaleStore` shared by nodes in this process,
+    /// or a `SaleStore`) and starts listening; `configuration.sale` must name the store's sale.
+    public static func start(
+        configuration: TicketNodeConfiguration,
+        store: any TicketStore,
+        group: any EventLoopGroup,
+        logger: Logger = Logger(label: "spikegate.ticket-node")
+    ) async throws -> TicketNodeServer {
+        guard store.sale == configuration.sale else {
+            throw SaleError(code: .invalidSale, message: "the node sells '\(configuration.sale)' but the store holds sale '\(store.sale)'")
+        }
         _ = try await store.status()
         let stock = LocalStock(share: configuration.localStock, buffer: configuration.buffer)
         let loop = group.next()
@@ -102,7 +116,7 @@ public final class TicketNodeServer: Sendable {
 
     private static func startTimers(
         configuration: TicketNodeConfiguration,
-        store: SaleStore,
+        store: any TicketStore,
         stock: LocalStock,
         on loop: any EventLoop,
         logger: Logger
@@ -130,7 +144,7 @@ public final class TicketNodeServer: Sendable {
         try await Self.refresh(stock: self.context.stock, store: self.context.store, on: self.channel.eventLoop).get()
     }
 
-    private static func refresh(stock: LocalStock, store: SaleStore, on loop: any EventLoop) -> EventLoopFuture<Void> {
+    private static func refresh(stock: LocalStock, store: any TicketStore, on loop: any EventLoop) -> EventLoopFuture<Void> {
         guard stock.isClosed else {
             return loop.makeSucceededVoidFuture()
         }

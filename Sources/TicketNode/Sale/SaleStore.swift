@@ -2,57 +2,17 @@ import GateCore
 import GateRedis
 import NIOCore
 
-/// What a purchase attempt came to.
-public enum PurchaseOutcome: Sendable, Hashable {
-    /// A ticket is reserved for the account as `order`, unpaid until `expiresAtMilliseconds`
-    /// (Redis clock); `sold` of `total` are now taken.
-    case reserved(order: String, sold: Int, total: Int, expiresAtMilliseconds: Int64)
-    /// No ticket left: `sold` of `total` are reserved or paid.
-    case soldOut(sold: Int, total: Int)
-    /// The account already holds `order` (reserved or paid): one ticket per account.
-    case alreadyHolds(order: String)
-}
-
-/// What a payment attempt came to.
-public enum PaymentOutcome: Sendable, Hashable {
-    /// Paid now.
-    case paid
-    /// It had been paid before (paying twice is harmless).
-    case alreadyPaid
-    /// No order has this id.
-    case noSuchOrder
-    /// The reservation expired and its ticket went back to stock.
-    case expired
-    /// The order belongs to another account.
-    case notYourOrder
-}
-
-/// A sale's counters, as `sale status` and `GET /stock` show them.
-public struct SaleStatus: Sendable, Hashable {
-    public let total: Int
-    /// Reserved (unpaid, unexpired) plus paid.
-    public let sold: Int
-    public let paid: Int
-    public let payTimeout: Duration
-    /// Orders ever created, expired ones included.
-    public let orders: Int
-
-    public var reserved: Int {
-        self.sold - self.paid
-    }
-
-    public var remaining: Int {
-        self.total - self.sold
-    }
-}
-
 /// One sale's stock in Redis: every change goes through one of `SaleScripts`, atomically.
 ///
 /// Future-returning methods take the event loop to complete on (a NIO handler's own); the
 /// `async` ones are for the command line and tests.
-public final class SaleStore: Sendable {
+public final class SaleStore: TicketStore {
     public let keys: SaleKeys
     public let redis: RedisClient
+
+    public var sale: String {
+        self.keys.sale
+    }
 
     /// A store for sale `sale` on `redis`; throws `invalidSale` for an unusable id.
     public init(redis: RedisClient, sale: String) throws(SaleError) {
@@ -181,6 +141,11 @@ public final class SaleStore: Sendable {
         }
     }
 
+    /// Answers when Redis answers `PING`.
+    public func ping(on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<Void> {
+        self.redis.send(RedisCommand("PING"), on: eventLoop).map { _ in }
+    }
+
     /// Returns up to `limit` expired reservations to stock; how many it returned.
     public func reap(limit: Int = 1_000, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<Int> {
         self.redis.evaluate(
@@ -201,32 +166,5 @@ public final class SaleStore: Sendable {
             throw SaleError(code: .unexpectedReply, message: "\(script) answered \(reply)")
         }
         return fields.compactMap { $0 }
-    }
-}
-
-extension SaleStore {
-    /// Async form of `status`.
-    public func status() async throws -> SaleStatus {
-        try await self.status(on: nil).get()
-    }
-
-    /// Async form of `buy`.
-    public func buy(account: String, node: String) async throws -> PurchaseOutcome {
-        try await self.buy(account: account, node: node, on: nil).get()
-    }
-
-    /// Async form of `pay`.
-    public func pay(order: String, account: String) async throws -> PaymentOutcome {
-        try await self.pay(order: order, account: account, on: nil).get()
-    }
-
-    /// Async form of `order`.
-    public func order(id: String) async throws -> String? {
-        try await self.order(id: id, on: nil).get()
-    }
-
-    /// Async form of `reap`.
-    public func reap(limit: Int = 1_000) async throws -> Int {
-        try await self.reap(limit: limit, on: nil).get()
     }
 }

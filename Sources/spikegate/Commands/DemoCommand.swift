@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GateCore
 import GateRedis
+import Logging
 import NIOCore
 import NIOPosix
 import TicketNode
@@ -10,16 +11,17 @@ import TrafficReplay
 import Glibc
 #endif
 
-/// `spikegate demo`: the whole flash sale on this machine — a private `redis-server`, the sale,
-/// four ticket nodes weighted 1:2:3:4, the gateway in front, and a replayed crowd with
+/// `spikegate demo`: the whole flash sale on this machine — a private `redis-server` (or the
+/// in-process store when none is installed), the sale, four ticket nodes weighted 1:2:3:4, the gateway in front, and a replayed crowd with
 /// attackers; prints the report and the dashboard's address, then runs until Ctrl-C.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run a flash sale with attackers through the gateway on this machine and report who got the tickets.",
         discussion: """
-            Starts a private redis-server (it must be installed: `make deps` does), creates the \
-            sale, starts four ticket nodes (weights 1:2:3:4, each holding its share of the \
+            Starts a private redis-server (`make deps` installs it; without one the sale is \
+            kept in this process and the nodes run in it too), creates the sale, starts four \
+            ticket nodes (weights 1:2:3:4, each holding its share of the \
             stock) and the gateway with the rules of Tests/Scenarios/rules/sale.yaml (an image \
             CAPTCHA in front of the purchase, bans for zombie accounts and for an account used \
             from many addresses), then replays the people and the attackers. Everything listens \
@@ -53,6 +55,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "The redis-server to start.")
     var redisServer = "redis-server"
+
+    @Option(help: "Where the sale is kept: redis (a private redis-server; the nodes are processes), memory (in this process, with the four nodes), or auto (redis when redis-server is installed).")
+    var store: DemoStore = .auto
 
     @Flag(help: "Stop after the report instead of running until Ctrl-C.")
     var exit = false
@@ -104,38 +109,26 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let me = try Self.executable()
 
-        // Redis, then the sale in it.
-        let redisPort = try Self.freePort()
-        try processes.start(self.redisServer, ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], name: "redis-server", log: work)
-        let redis = "redis://127.0.0.1:\(redisPort)"
-        try await Self.waitForPort(redisPort, what: "redis-server", processes: processes)
-        var configuration = try RedisConfiguration(url: redis)
-        configuration.commandTimeout = .seconds(10)
-        try await RedisClient.withClient(configuration: configuration) { client, _ in
-            try await client.connect()
-            let store = try SaleStore(redis: client, sale: "demo")
-            try await store.loadScripts()
-            try await store.initialize(tickets: self.tickets, payTimeout: .seconds(600), force: true)
+        let sale = try self.useRedis()
+            ? try await self.startRedisSale(processes: processes, log: work, executable: me)
+            : try await self.startMemorySale()
+        do {
+            try await self.serve(sale: sale, processes: processes, work: work, executable: me)
+            await sale.stop()
+        } catch {
+            await sale.stop()
+            throw error
         }
-        print("redis-server on 127.0.0.1:\(redisPort): sale 'demo' of \(self.tickets) tickets")
+    }
 
-        // Four ticket nodes, each holding its weight's share of the stock.
-        var backends: [String] = []
-        for weight in 1...4 {
-            let port = try Self.freePort()
-            try processes.start(me, [
-                "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redis, "--sale", "demo",
-                "--local-stock", "\(self.tickets * weight / 10)", "--name", "node-\(weight)", "--threads", "1",
-            ], name: "node-\(weight)", log: work)
-            backends.append("      - {address: '127.0.0.1:\(port)', weight: \(weight)}")
-            try await Self.waitForPort(port, what: "ticket node \(weight)", processes: processes)
-        }
-        print("4 ticket nodes (weights 1:2:3:4): \(backends.map { $0.split(separator: "'")[1] }.joined(separator: ", "))")
-
+    /// Starts the gateway in front of `sale`'s nodes, replays the crowd, reports, and runs
+    /// until Ctrl-C (or returns after the report with `--exit`).
+    private func serve(sale: DemoSale, processes: ChildProcesses, work: URL, executable me: String) async throws {
         // The gateway.
         let rules = work.appendingPathComponent("rules")
         try FileManager.default.createDirectory(at: rules, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: self.rules, toPath: rules.appendingPathComponent("sale.yaml").path)
+        let backends = sale.backends.enumerated().map { "      - {address: '\($1)', weight: \($0 + 1)}" }
         try ("upstreams:\n  tickets:\n    backends:\n\(backends.joined(separator: "\n"))\n"
             + "    health_check: {path: /health, interval: 1s, timeout: 1s}\n    slow_start: 0s\n")
             .write(to: rules.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
@@ -147,7 +140,7 @@ struct DemoCommand: AsyncParsableCommand {
             admin:
               address: 127.0.0.1:\(adminPort)
               captcha_answers: true
-            redis: \(redis)
+            \(sale.redis.map { "redis: \($0)" } ?? "")
             rules: \(rules.path)
 
             """.write(to: work.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
@@ -165,10 +158,7 @@ struct DemoCommand: AsyncParsableCommand {
             print("replaying \(scenario.users) users (\(self.users) people, the rest attackers) ...")
             var replayed = await replayer.run(progress: ReplayCommand.showProgress)
             FileHandle.standardError.write(Data("\n".utf8))
-            replayed.sale = try await RedisClient.withClient(configuration: configuration) { client, _ in
-                try await client.connect()
-                return try await SaleAudit.read(redis: client, sale: "demo")
-            }.summary(populations: replayed.populations, scenario: scenario)
+            replayed.sale = try await sale.audit().summary(populations: replayed.populations, scenario: scenario)
             report = replayed
             try await group.shutdownGracefully()
         } catch {
@@ -194,6 +184,99 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(500))
         }
         print("\(processes.exited() ?? "a process") stopped; stopping the demo")
+    }
+
+    /// Whether the sale is kept in a private redis-server (`--store`; `auto`: when one is installed).
+    private func useRedis() throws -> Bool {
+        let found = Self.findExecutable(self.redisServer) != nil
+        switch self.store {
+        case .redis:
+            guard found else {
+                throw ValidationError("cannot find \(self.redisServer): install it (make deps does) or run with --store memory")
+            }
+            return true
+        case .memory:
+            return false
+        case .auto:
+            if !found {
+                print("\(self.redisServer) is not installed: the sale is kept in this process (--store memory; `make deps` installs redis-server)")
+            }
+            return found
+        }
+    }
+
+    /// A private redis-server with the sale in it, and four ticket node processes on it.
+    private func startRedisSale(processes: ChildProcesses, log work: URL, executable me: String) async throws -> DemoSale {
+        let redisPort = try Self.freePort()
+        try processes.start(self.redisServer, ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], name: "redis-server", log: work)
+        let redis = "redis://127.0.0.1:\(redisPort)"
+        try await Self.waitForPort(redisPort, what: "redis-server", processes: processes)
+        var configuration = try RedisConfiguration(url: redis)
+        configuration.commandTimeout = .seconds(10)
+        try await RedisClient.withClient(configuration: configuration) { client, _ in
+            try await client.connect()
+            let store = try SaleStore(redis: client, sale: "demo")
+            try await store.loadScripts()
+            try await store.initialize(tickets: self.tickets, payTimeout: .seconds(600), force: true)
+        }
+        print("redis-server on 127.0.0.1:\(redisPort): sale 'demo' of \(self.tickets) tickets")
+
+        // Four ticket nodes, each holding its weight's share of the stock.
+        var backends: [String] = []
+        for weight in 1...4 {
+            let port = try Self.freePort()
+            try processes.start(me, [
+                "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redis, "--sale", "demo",
+                "--local-stock", "\(self.tickets * weight / 10)", "--name", "node-\(weight)", "--threads", "1",
+            ], name: "node-\(weight)", log: work)
+            backends.append("127.0.0.1:\(port)")
+            try await Self.waitForPort(port, what: "ticket node \(weight)", processes: processes)
+        }
+        print("4 ticket nodes (weights 1:2:3:4): \(backends.joined(separator: ", "))")
+        let audited = configuration
+        return DemoSale(backends: backends, redis: redis, nodes: [], group: nil) {
+            try await RedisClient.withClient(configuration: audited) { client, _ in
+                try await client.connect()
+                return try await SaleAudit.read(redis: client, sale: "demo")
+            }
+        }
+    }
+
+    /// The sale in this process's memory and four ticket nodes in this process sharing it.
+    private func startMemorySale() async throws -> DemoSale {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var nodes: [TicketNodeServer] = []
+        // Their start-up lines would interleave with the demo's output; errors still show.
+        var logger = Logger(label: "spikegate.ticket-node")
+        logger.logLevel = .error
+        do {
+            let store = try MemorySaleStore(sale: "demo", tickets: self.tickets, payTimeout: .seconds(600), group: group)
+            print("the sale 'demo' of \(self.tickets) tickets is kept in this process")
+            for weight in 1...4 {
+                let configuration = TicketNodeConfiguration(port: 0, sale: "demo", name: "node-\(weight)", localStock: self.tickets * weight / 10)
+                nodes.append(try await TicketNodeServer.start(configuration: configuration, store: store, group: group, logger: logger))
+            }
+            let backends = nodes.map { "127.0.0.1:\($0.port)" }
+            print("4 ticket nodes in this process (weights 1:2:3:4): \(backends.joined(separator: ", "))")
+            return DemoSale(backends: backends, redis: nil, nodes: nodes, group: group) {
+                SaleAudit.read(ledger: store.snapshot)
+            }
+        } catch {
+            for node in nodes {
+                try? await node.stop()
+            }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// The path of `name` as `env` would run it, or `nil` when it cannot be found.
+    static func findExecutable(_ name: String) -> String? {
+        if name.contains("/") {
+            return FileManager.default.isExecutableFile(atPath: name) ? name : nil
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// SIGINT and SIGTERM as a stream (their default action, ending the process at once, is
@@ -263,6 +346,29 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ValidationError("\(what) did not listen on 127.0.0.1:\(port) within 30 s")
+    }
+}
+
+/// `spikegate demo --store`.
+enum DemoStore: String, ExpressibleByArgument, CaseIterable {
+    case auto, redis, memory
+}
+
+/// The demo's sale: the ticket nodes' addresses (weights 1 to 4 in order), the Redis URL the
+/// gateway shares when the sale is in Redis, and how to audit it after the replay.
+struct DemoSale: Sendable {
+    let backends: [String]
+    let redis: String?
+    /// Nodes running in this process (the in-process store), on `group`.
+    let nodes: [TicketNodeServer]
+    let group: MultiThreadedEventLoopGroup?
+    let audit: @Sendable () async throws -> SaleAudit
+
+    func stop() async {
+        for node in self.nodes {
+            try? await node.stop()
+        }
+        try? await self.group?.shutdownGracefully()
     }
 }
 
