@@ -106,6 +106,8 @@ public final class CaptureReplayer: Sendable {
     private let capture: Capture
     private let target: ReplayTarget
     private let speed: Double
+    /// The longest replay accepted, in seconds.
+    static let longestReplay: Double = 24 * 3_600
     private let timeout: Duration
     private let purchasePath: String
     private let accountHeader: String
@@ -129,6 +131,17 @@ public final class CaptureReplayer: Sendable {
     ) throws {
         guard speed > 0 else {
             throw ReplayError("--speed must be above 0")
+        }
+        // A replay is bounded: a capture that would take more than a day (a bad `ts`, or the
+        // wrong unit) is refused before anything is sent.
+        let first = capture.requests.map(\.at).min() ?? 0
+        let last = capture.requests.map(\.at).max() ?? 0
+        let seconds = Double(last - first) / 1e6 / speed
+        guard seconds <= Self.longestReplay else {
+            throw ReplayError(
+                "the capture spans \(String(format: "%.0f", Double(last - first) / 1e6)) s between its first and last request: "
+                    + "more than \(Int(Self.longestReplay / 3_600)) h at \(speed)× speed (ts must be microseconds; raise --speed to replay it faster)"
+            )
         }
         self.capture = capture
         self.target = target

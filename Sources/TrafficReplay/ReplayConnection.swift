@@ -90,14 +90,19 @@ final class ReplayConnection: Sendable {
             case .body(let buffer):
                 self.state.withLockedValue { $0.body += buffer.readableBytesView }
             case .end:
-                let done = self.state.withLockedValue { state -> (EventLoopPromise<Response>?, Response) in
+                let done = self.state.withLockedValue { state -> (EventLoopPromise<Response>?, Response, keepAlive: Bool) in
                     defer { state.waiting = nil }
                     let head = state.head
                     return (state.waiting, Response(
                         status: Int(head?.status.code ?? 0),
                         body: String(decoding: state.body, as: UTF8.self),
                         retryAfter: head?.headers.first(name: "Retry-After")
-                    ))
+                    ), head?.isKeepAlive ?? false)
+                }
+                // The server said `Connection: close`: closed before the answer is handed on,
+                // so the next request of this user opens a new connection instead of failing.
+                if !done.keepAlive {
+                    context.close(promise: nil)
                 }
                 done.0?.succeed(done.1)
             }

@@ -95,7 +95,11 @@ public final class Replayer: Sendable {
                                 guard index < schedule.count, ContinuousClock.now < deadline else {
                                     return
                                 }
+                                // A user due after the time limit never starts (counted as cut short).
                                 let due = start + schedule[index]
+                                guard due < deadline else {
+                                    return
+                                }
                                 if due > ContinuousClock.now {
                                     try? await Task.sleep(until: due, clock: .continuous)
                                 }
@@ -231,6 +235,9 @@ public final class Replayer: Sendable {
             }
             if let challenge, case .solve(let after, let success) = population.challenges {
                 if after > .zero {
+                    guard ContinuousClock.now + after < deadline else {
+                        break attempts
+                    }
                     try? await Task.sleep(for: after)
                 }
                 if let earned = await self.solve(challenge, success: success, headers: headers, on: &connections[0], from: source, tally: tally) {
@@ -319,10 +326,14 @@ public final class Replayer: Sendable {
                 return
             }
             detail = exchange.answer.detail ?? "\(exchange.answer.outcome.rawValue): \(Answer.excerpt(exchange.body))"
-            guard attempt < Self.paymentTries, [.shed, .warmupRefused, .error].contains(exchange.answer.outcome) else {
+            // Come back later: shed, warming up, or no answer / a 5xx. A final refusal (expired
+            // 410, no such order 404, not yours 403) is not tried again.
+            let transient = [.shed, .warmupRefused].contains(exchange.answer.outcome)
+                || (exchange.answer.outcome == .error && (exchange.status == 0 || exchange.status >= 500))
+            guard attempt < Self.paymentTries, transient else {
                 break
             }
-            try? await Task.sleep(for: .seconds(exchange.answer.retryAfter ?? 1))
+            try? await Task.sleep(for: .seconds(min(exchange.answer.retryAfter ?? 1, 5)))
         }
         tally.recordPayment(ok: false, detail: detail)
     }

@@ -186,6 +186,17 @@ public struct AddressRange: Sendable, Hashable {
     public var last: IPv4 {
         self.address(self.count - 1)
     }
+
+    /// Whether the two ranges have an address in common.
+    public func overlaps(_ other: AddressRange) -> Bool {
+        self.first.value <= other.last.value && other.first.value <= self.last.value
+    }
+}
+
+extension AddressRange: CustomStringConvertible {
+    public var description: String {
+        self.count == 1 ? "\(self.first)" : "\(self.first)-\(self.last)"
+    }
 }
 
 extension Duration {

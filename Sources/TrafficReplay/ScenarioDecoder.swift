@@ -44,6 +44,8 @@ public struct ScenarioError: Error, Sendable, Hashable, CustomStringConvertible 
 /// ```
 public struct ScenarioDecoder {
     private var reader: YAMLReader
+    /// Where the next population without `addresses` starts.
+    private var nextDefaultAddress = IPv4(127, 1, 0, 1)
 
     public init(file: String) {
         self.reader = YAMLReader(file: file)
@@ -99,9 +101,9 @@ public struct ScenarioDecoder {
         }
         scenario.accountHeader = self.reader.nonEmptyString(fields?["account_header"]) ?? scenario.accountHeader
         scenario.pay = self.reader.boolean(fields?["pay"]) ?? scenario.pay
-        scenario.timeLimit = self.reader.duration(fields?["time_limit"]) ?? scenario.timeLimit
+        scenario.timeLimit = self.duration(fields?["time_limit"]) ?? scenario.timeLimit
         scenario.maximumConnections = self.reader.integer(fields?["max_connections"], in: 1...100_000) ?? scenario.maximumConnections
-        scenario.requestTimeout = self.reader.duration(fields?["request_timeout"]) ?? scenario.requestTimeout
+        scenario.requestTimeout = self.duration(fields?["request_timeout"]) ?? scenario.requestTimeout
         var names: Set<String> = []
         if let list = self.reader.elements(of: self.reader.required("populations", in: fields)) {
             if list.isEmpty, let value = fields?["populations"] {
@@ -114,10 +116,32 @@ public struct ScenarioDecoder {
                 if !names.insert(population.name).inserted {
                     self.reader.report("population '\(population.name)' is named twice", at: element, hint: "each population needs its own name (its accounts are named after it)")
                 }
+                if let other = scenario.populations.first(where: { $0.addresses.overlaps(population.addresses) }) {
+                    self.reader.report(
+                        "population '\(population.name)' (\(population.addresses)) shares source addresses with '\(other.name)' (\(other.addresses))",
+                        at: element,
+                        hint: "give each population its own addresses: {from: 127.x.y.z, count: N} (the gateway tells clients apart by address)"
+                    )
+                }
                 scenario.populations.append(population)
             }
         }
         return scenario
+    }
+
+    /// The longest duration a scenario may give anything: a replay is bounded.
+    static let longestDuration: Duration = .seconds(24 * 3_600)
+
+    /// A duration of at most a day.
+    private mutating func duration(_ value: YAMLValue?, allowingZero: Bool = false) -> Duration? {
+        guard let duration = self.reader.duration(value, allowingZero: allowingZero), let value else {
+            return nil
+        }
+        guard duration <= Self.longestDuration else {
+            self.reader.report("\(duration) is longer than a day", at: value, hint: "a replay is bounded: give at most 24h")
+            return nil
+        }
+        return duration
     }
 
     private mutating func population(_ value: YAMLValue) -> Population? {
@@ -134,12 +158,18 @@ public struct ScenarioDecoder {
         var population = Population(name: name ?? "", users: users ?? 1)
         population.real = self.reader.boolean(fields?["real"]) ?? population.real
         population.accounts = self.accounts(fields?["accounts"]) ?? population.accounts
-        population.addresses = self.addresses(fields?["addresses"], users: population.users) ?? AddressRange(first: IPv4(127, 1, 0, 1), count: population.users)
+        if let addresses = self.addresses(fields?["addresses"], users: population.users) {
+            population.addresses = addresses
+        } else {
+            // Populations without addresses get consecutive ranges from 127.1.0.1, none shared.
+            population.addresses = AddressRange(first: self.nextDefaultAddress, count: population.users)
+            self.nextDefaultAddress = AddressRange(first: self.nextDefaultAddress, count: population.users + 1).last
+        }
         population.arrival = self.arrival(fields?["arrival"]) ?? population.arrival
-        population.startAfter = self.reader.duration(fields?["start_after"], allowingZero: true) ?? population.startAfter
+        population.startAfter = self.duration(fields?["start_after"], allowingZero: true) ?? population.startAfter
         population.attempts = self.reader.integer(fields?["attempts"], in: 1...100_000) ?? population.attempts
         population.parallel = self.reader.integer(fields?["parallel"], in: 1...1_000) ?? population.parallel
-        population.think = self.reader.duration(fields?["think"], allowingZero: true) ?? population.think
+        population.think = self.duration(fields?["think"], allowingZero: true) ?? population.think
         population.honorRetryAfter = self.reader.boolean(fields?["honor_retry_after"]) ?? population.honorRetryAfter
         population.stopWhenBanned = self.reader.boolean(fields?["stop_when_banned"]) ?? population.stopWhenBanned
         population.challenges = self.challenges(fields?["challenges"]) ?? population.challenges
@@ -203,7 +233,7 @@ public struct ScenarioDecoder {
         }
         switch (fields["ramp"], fields["poisson"]) {
         case (let ramp?, nil):
-            return self.reader.duration(ramp).map { .ramp($0) }
+            return self.duration(ramp).map { .ramp($0) }
         case (nil, let poisson?):
             return self.number(poisson, in: 0.001...10_000_000).map { .poisson(perSecond: $0) }
         default:
@@ -224,7 +254,7 @@ public struct ScenarioDecoder {
             return .never
         }
         let fields = self.reader.fields(of: value, keys: ["solve_after", "success"])
-        let after = self.reader.duration(fields?["solve_after"], allowingZero: true) ?? .zero
+        let after = self.duration(fields?["solve_after"], allowingZero: true) ?? .zero
         let success = fields?["success"].flatMap { self.number($0, in: 0...1) } ?? 1
         return .solve(after: after, success: success)
     }

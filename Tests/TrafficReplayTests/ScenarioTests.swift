@@ -94,6 +94,52 @@ import Testing
         #expect(throws: ScenarioError.self) { _ = try ScenarioDecoder.decode("", file: "empty.yaml") }
     }
 
+    @Test func populationsNeverShareSourceAddresses() throws {
+        // Without `addresses`, each population gets the range after the previous one's.
+        let scenario = try ScenarioDecoder.decode(
+            """
+            name: defaults
+            populations:
+              - {name: a, users: 300}
+              - {name: b, users: 2}
+              - {name: c, users: 1, addresses: {from: 127.9.0.1}}
+            """,
+            file: "defaults.yaml"
+        )
+        let ranges = scenario.populations.map(\.addresses)
+        #expect(ranges.map(\.description) == ["127.1.0.1-127.1.1.46", "127.1.1.47-127.1.1.48", "127.9.0.1"])
+        #expect(!ranges[0].overlaps(ranges[1]) && !ranges[1].overlaps(ranges[2]))
+        #expect {
+            _ = try ScenarioDecoder.decode(
+                """
+                name: overlap
+                populations:
+                  - {name: people, users: 100, addresses: {from: 127.10.0.1}}
+                  - {name: bots, users: 10, addresses: {from: 127.10.0.50}}
+                """,
+                file: "overlap.yaml"
+            )
+        } throws: { error in
+            "\(error)".contains("overlap.yaml:4:5") && "\(error)".contains("population 'bots' (127.10.0.50-127.10.0.59) shares source addresses with 'people' (127.10.0.1-127.10.0.100)")
+        }
+    }
+
+    @Test func durationsAreBoundedToADay() {
+        #expect {
+            _ = try ScenarioDecoder.decode(
+                """
+                name: forever
+                time_limit: 25h
+                populations:
+                  - {name: a, users: 1, think: 48h}
+                """,
+                file: "forever.yaml"
+            )
+        } throws: { error in
+            "\(error)".contains("forever.yaml:2:13") && "\(error)".contains("longer than a day") && "\(error)".contains("forever.yaml:4:")
+        }
+    }
+
     @Test func theShippedScenariosAreValid() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.scenarios.path).filter { $0.hasSuffix(".yaml") }
         #expect(!files.isEmpty)

@@ -144,6 +144,8 @@ public struct SaleLedger: Sendable {
     }
 
     /// Returns up to `limit` reservations expired by `now` to stock; how many it returned.
+    /// Paid orders met on the way are passed over (the Redis script removes them from its
+    /// expiry set when paid); each entry is passed once, so the work is bounded by the orders.
     public mutating func reap(limit: Int, now: Int64) -> Int {
         var returned = 0
         while returned < limit, self.expiryStart < self.expiry.count, self.expiry[self.expiryStart].expires <= now {

@@ -239,7 +239,7 @@ public struct RedisConfiguration: Sendable {
     }
 
     /// The URL with any password (user info or `password=` parameter) replaced by `***`.
-    static func redacted(_ url: String) -> String {
+    public static func redacted(_ url: String) -> String {
         var redacted = Self.redactedUserInfo(url)
         if let parameter = redacted.firstRange(of: "password=") {
             let valueEnd = redacted[parameter.upperBound...].firstIndex(of: "&") ?? redacted.endIndex

@@ -43,8 +43,8 @@ public final class MemorySaleStore: TicketStore {
     }
 
     private func answer<Value: Sendable>(on eventLoop: (any EventLoop)?, _ body: (inout SaleLedger, Int64) -> Value) -> EventLoopFuture<Value> {
-        let now = self.clock()
-        let value = self.ledger.withLock { body(&$0, now) }
+        // The time is read under the lock, as Redis reads it inside the script.
+        let value = self.ledger.withLock { body(&$0, self.clock()) }
         return (eventLoop ?? self.group.next()).makeSucceededFuture(value)
     }
 

@@ -69,8 +69,21 @@ struct DemoCommand: AsyncParsableCommand {
         guard self.users <= 2_000_000 else {
             throw ValidationError("--users: at most 2,000,000 (the people's addresses must fit in 127.100.0.0-127.131.255.255)")
         }
+        guard self.tickets <= 10_000_000 else {
+            throw ValidationError("--tickets: at most 10,000,000")
+        }
         guard (0...10).contains(self.attackers) else {
             throw ValidationError("--attackers must be from 0 to 10")
+        }
+        // Every population needs addresses of its own inside 127.0.0.0/8.
+        let populations = Scenario.flashSale(users: self.users, tickets: self.tickets, attackers: self.attackers).populations
+        for (index, population) in populations.enumerated() {
+            guard population.addresses.last.value >> 24 == 127 else {
+                throw ValidationError("--users and --attackers: \(population.users) \(population.name) need addresses past 127.255.255.254; use fewer")
+            }
+            if let other = populations[..<index].first(where: { $0.addresses.overlaps(population.addresses) }) {
+                throw ValidationError("--users and --attackers: the \(population.name) (\(population.addresses)) would share addresses with the \(other.name) (\(other.addresses)); use fewer")
+            }
         }
         if let ramp = self.ramp {
             do {
@@ -134,6 +147,10 @@ struct DemoCommand: AsyncParsableCommand {
             .write(to: rules.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
         let port = self.port == 0 ? try Self.freePort() : self.port
         let adminPort = self.adminPort == 0 ? try Self.freePort() : self.adminPort
+        // A demo left running holds 8080 and 9090: the crowd must not go to its sale.
+        for (taken, option) in [(port, "--port"), (adminPort, "--admin-port")] where !Self.isFree(taken) {
+            throw ValidationError("127.0.0.1:\(taken) is in use (another demo still running?): stop it, or give \(option) 0 for any free port")
+        }
         try """
             listeners:
               - address: 127.0.0.1:\(port)
@@ -152,13 +169,18 @@ struct DemoCommand: AsyncParsableCommand {
         let scenario = Scenario.flashSale(users: self.users, tickets: self.tickets, ramp: try self.ramp.map(DurationText.parse), attackers: self.attackers)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let report: ReplayReport
+        var auditFailure: (any Error)?
         do {
             let answers = try CaptchaAnswers(url: "http://127.0.0.1:\(adminPort)", token: nil, group: group)
             let replayer = try Replayer(scenario: scenario, target: try ReplayTarget(url: "http://127.0.0.1:\(port)"), captchaAnswers: answers, group: group)
             print("replaying \(scenario.users) users (\(self.users) people, the rest attackers) ...")
             var replayed = await replayer.run(progress: ReplayCommand.showProgress)
             FileHandle.standardError.write(Data("\n".utf8))
-            replayed.sale = try await sale.audit().summary(populations: replayed.populations, scenario: scenario)
+            do {
+                replayed.sale = try await sale.audit().summary(populations: replayed.populations, scenario: scenario)
+            } catch {
+                auditFailure = error
+            }
             report = replayed
             try await group.shutdownGracefully()
         } catch {
@@ -170,6 +192,9 @@ struct DemoCommand: AsyncParsableCommand {
             guard FileManager.default.createFile(atPath: path, contents: Data(try report.json().utf8)) else {
                 throw ValidationError("cannot write the report to \(path)")
             }
+        }
+        if let auditFailure {
+            throw ValidationError("the replay ran, but the sale could not be audited: \(auditFailure)")
         }
         print("dashboard: http://127.0.0.1:\(adminPort)/  metrics: http://127.0.0.1:\(adminPort)/metrics")
         if let sale = report.sale, sale.oversold > 0 || sale.accountsWithTwoTickets > 0 {
@@ -304,6 +329,24 @@ struct DemoCommand: AsyncParsableCommand {
         return path
     }
 
+    /// Whether 127.0.0.1:`port` can be bound now.
+    static func isFree(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else {
+            return false
+        }
+        defer { close(descriptor) }
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     /// A port nobody listens on now.
     static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -376,7 +419,7 @@ struct DemoSale: Sendable {
 /// (SIGTERM, then SIGKILL after 5 s).
 final class ChildProcesses: @unchecked Sendable {
     private let lock = NSLock()
-    private var running: [(name: String, process: Process)] = []
+    private var running: [(name: String, process: Process, log: URL)] = []
 
     func start(_ executable: String, _ arguments: [String], name: String, log directory: URL) throws {
         let process = Process()
@@ -400,13 +443,16 @@ final class ChildProcesses: @unchecked Sendable {
         } catch {
             throw ValidationError("cannot start \(executable): \(error.localizedDescription)")
         }
-        self.lock.withLock { self.running.append((name, process)) }
+        self.lock.withLock { self.running.append((name, process, log)) }
     }
 
-    /// The name and exit status of a child that stopped, if one did.
+    /// The name, exit status and last log lines of a child that stopped, if one did.
     func exited() -> String? {
-        self.lock.withLock {
-            self.running.first { !$0.process.isRunning }.map { "\($0.name) (exit \($0.process.terminationStatus))" }
+        let stopped = self.lock.withLock { self.running.first { !$0.process.isRunning } }
+        return stopped.map { child in
+            let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
+            let tail = log.split(separator: "\n").suffix(10).joined(separator: "\n")
+            return "\(child.name) (exit \(child.process.terminationStatus))" + (tail.isEmpty ? "" : "; its last words:\n\(tail)")
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import GateRedis
 import NIOCore
 import NIOPosix
+import TicketNode
 import TrafficReplay
 
 /// `spikegate replay SCENARIO.yaml --target URL`: drives a scenario's populations against a
@@ -78,8 +79,10 @@ struct ReplayCommand: AsyncParsableCommand {
         let target = try ReplayTarget(url: self.target)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let report: ReplayReport
+        let auditFailure: (any Error)?
         do {
-            report = try await self.replay(at: target, group: group)
+            try await self.checkSale()
+            (report, auditFailure) = try await self.replay(at: target, group: group)
             try await group.shutdownGracefully()
         } catch {
             try? await group.shutdownGracefully()
@@ -93,6 +96,9 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             print("report written to \(path)")
         }
+        if let auditFailure {
+            throw ValidationError("the replay ran, but the sale could not be audited: \(auditFailure)")
+        }
         if let sale = report.sale, sale.oversold > 0 || sale.accountsWithTwoTickets > 0 {
             print("OVERSOLD or a second ticket for one account: stop and investigate")
             throw ExitCode(1)
@@ -104,8 +110,32 @@ struct ReplayCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data(("\r" + line).utf8))
     }
 
-    /// Runs the replay (a scenario or a capture), then audits the sale when asked to.
-    private func replay(at target: ReplayTarget, group: any EventLoopGroup) async throws -> ReplayReport {
+    /// The audit's Redis, with a generous command timeout.
+    private func auditConfiguration(_ redis: String) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: redis)
+        configuration.commandTimeout = .seconds(10)
+        return configuration
+    }
+
+    /// Before anything is sent: the sale to audit must exist (a wrong --sale or an unreachable
+    /// Redis would otherwise be found only after the whole replay).
+    private func checkSale() async throws {
+        guard let redis = self.redis, let sale = self.sale else {
+            return
+        }
+        do {
+            _ = try await RedisClient.withClient(configuration: try self.auditConfiguration(redis)) { client, _ in
+                try await client.connect()
+                return try await SaleStore(redis: client, sale: sale).status()
+            }
+        } catch {
+            throw ValidationError("cannot audit sale '\(sale)' at \(RedisConfiguration.redacted(redis)): \(error)")
+        }
+    }
+
+    /// Runs the replay (a scenario or a capture), then audits the sale when asked to; an audit
+    /// that fails leaves the report without its sale part and says why.
+    private func replay(at target: ReplayTarget, group: any EventLoopGroup) async throws -> (ReplayReport, (any Error)?) {
         var report: ReplayReport
         var scenario = Scenario(name: "capture")
         if let capturePath = self.capture {
@@ -136,14 +166,16 @@ struct ReplayCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\n".utf8))
         }
         if let redis = self.redis, let sale = self.sale {
-            var configuration = try RedisConfiguration(url: redis)
-            configuration.commandTimeout = .seconds(10)
-            let audit = try await RedisClient.withClient(configuration: configuration) { client, _ in
-                try await client.connect()
-                return try await SaleAudit.read(redis: client, sale: sale)
+            do {
+                let audit = try await RedisClient.withClient(configuration: try self.auditConfiguration(redis)) { client, _ in
+                    try await client.connect()
+                    return try await SaleAudit.read(redis: client, sale: sale)
+                }
+                report.sale = audit.summary(populations: report.populations, scenario: scenario)
+            } catch {
+                return (report, error)
             }
-            report.sale = audit.summary(populations: report.populations, scenario: scenario)
         }
-        return report
+        return (report, nil)
     }
 }
