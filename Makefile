@@ -4,9 +4,10 @@ SHELL := /bin/bash
 
 SWIFT ?= swift
 # Debian packages the build and the tests need (hiredis headers, a real redis-server, OpenSSL's
-# s_client and curl as real TLS clients for the gateway's TLS tests, and Chromium to load the
-# admin dashboard headless).
-DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl chromium
+# s_client and curl as real TLS clients for the gateway's TLS tests, Chromium to load the
+# admin dashboard headless, and systemd-analyze, haproxy and keepalived to check the Deploy/
+# files with the tools that read them).
+DEPS_PACKAGES := pkg-config libhiredis-dev redis-server openssl curl chromium systemd haproxy keepalived
 # Extra packages only the side-by-side benchmarks need.
 BENCH_PACKAGES := redis-tools
 BENCH_NODE_PACKAGES := redis-tools apache2-utils wrk nginx

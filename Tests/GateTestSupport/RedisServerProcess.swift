@@ -34,6 +34,8 @@ public final class RedisServerProcess: @unchecked Sendable {
     /// The server's working directory, removed on `stop`.
     public let directory: URL
     private let extraArguments: [String]
+    /// A configuration file read first (the options given here override it).
+    private let configFile: String?
     private let lock = NSLock()
     private var process: Process?
 
@@ -52,7 +54,8 @@ public final class RedisServerProcess: @unchecked Sendable {
         }
     }
 
-    private init(listener: Listener, port: Int, directory: URL, extraArguments: [String]) {
+    private init(listener: Listener, port: Int, directory: URL, extraArguments: [String], configFile: String?) {
+        self.configFile = configFile
         self.listener = listener
         self.port = port
         self.directory = directory
@@ -62,13 +65,16 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts a server and waits (up to 10 s) until it answers.
     ///
-    /// - Parameter arguments: extra `redis-server` options, e.g. `["--requirepass", "secret"]`.
-    public static func start(_ listener: Listener = .tcp, arguments: [String] = []) async throws -> RedisServerProcess {
+    /// - Parameters:
+    ///   - configFile: a `redis.conf` to read first; its persistence settings then stand (the
+    ///     server still writes only in its temporary directory).
+    ///   - arguments: extra `redis-server` options, e.g. `["--requirepass", "secret"]`.
+    public static func start(_ listener: Listener = .tcp, configFile: String? = nil, arguments: [String] = []) async throws -> RedisServerProcess {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("spikegate-redis-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = listener == .tcp ? try freeLoopbackPort() : 0
-        let server = RedisServerProcess(listener: listener, port: port, directory: directory, extraArguments: arguments)
+        let server = RedisServerProcess(listener: listener, port: port, directory: directory, extraArguments: arguments, configFile: configFile)
         // A port free a moment ago can be taken before redis-server binds it (tests run in
         // parallel); try a few ports before giving up.
         var attempt = 1
@@ -101,10 +107,8 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     private func launch() async throws {
-        var arguments = [
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--dir", self.directory.path, "--enable-debug-command", "yes",
-        ]
+        var arguments = self.configFile.map { [$0] } ?? ["--save", "", "--appendonly", "no"]
+        arguments += ["--daemonize", "no", "--dir", self.directory.path, "--enable-debug-command", "yes"]
         switch self.listener {
         case .tcp:
             arguments += ["--port", "\(self.port)", "--bind", "127.0.0.1"]
@@ -200,10 +204,11 @@ public final class RedisServerProcess: @unchecked Sendable {
 /// Runs `body` with a fresh `redis-server`, stopping it afterwards whatever happens.
 public func withRedisServer<Result>(
     _ listener: RedisServerProcess.Listener = .tcp,
+    configFile: String? = nil,
     arguments: [String] = [],
     _ body: (RedisServerProcess) async throws -> Result
 ) async throws -> Result {
-    let server = try await RedisServerProcess.start(listener, arguments: arguments)
+    let server = try await RedisServerProcess.start(listener, configFile: configFile, arguments: arguments)
     do {
         let result = try await body(server)
         server.stop()

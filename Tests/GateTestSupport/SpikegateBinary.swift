@@ -44,11 +44,11 @@ public enum SpikegateBinary {
     }
 }
 
-/// Runs `executable arguments…` (a path, or a name looked up in `/usr/bin` and `/bin`) to
+/// Runs `executable arguments…` (a path, or a name looked up in `/usr/bin`, `/bin`, `/usr/sbin` and `/sbin`) to
 /// completion, bounded by `timeout`, and captures what it prints. For small outputs (both
 /// pipes are read after the exit).
 public func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> SpikegateBinary.Output {
-    let path = executable.contains("/") ? executable : ["/usr/bin", "/bin"].map { "\($0)/\(executable)" }.first {
+    let path = executable.contains("/") ? executable : ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map { "\($0)/\(executable)" }.first {
         FileManager.default.isExecutableFile(atPath: $0)
     } ?? executable
     let process = Process()
