@@ -217,7 +217,7 @@ struct GatewayConfigurationTests {
         BadFixture("zero connections", "limits:\n  max_connections: 0\n", file: "gateway.yaml", line: 2, path: "limits.max_connections", message: "0 is out of range", hint: "at least 1"),
         BadFixture("count written as text", "limits:\n  max_header_count: lots\n", file: "gateway.yaml", line: 2, path: "limits.max_header_count", message: "expected a whole number, found a string"),
         BadFixture("hex count", "limits:\n  max_header_count: 0x10\n", file: "gateway.yaml", line: 2, path: "limits.max_header_count", message: "'0x10' is not a plain decimal number"),
-        BadFixture("redis over http", "redis: http://127.0.0.1:6379\n", file: "gateway.yaml", line: 1, path: "redis", message: "the scheme must be redis:// or unix://"),
+        BadFixture("redis over http", "redis: http://127.0.0.1:6379\n", file: "gateway.yaml", line: 1, path: "redis", message: "the scheme must be redis://, unix://, redis-cluster:// or redis-sentinel://"),
         BadFixture("redis without a server", "redis: redis://\n", file: "gateway.yaml", line: 1, path: "redis", message: "names no server"),
         BadFixture("empty rules path", "rules:\n", file: "gateway.yaml", line: 1, path: "rules", message: "expected a string, found nothing"),
         BadFixture("root is a list", "- listeners\n", file: "gateway.yaml", line: 1, path: "", message: "expected a mapping of keys to values, found a list"),

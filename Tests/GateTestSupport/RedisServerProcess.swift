@@ -73,7 +73,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("spikegate-redis-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let port = listener == .tcp ? try freeLoopbackPort() : 0
+        // A cluster node also listens on its port + 10000 (the cluster bus).
+        let clusterNode = arguments.contains("--cluster-enabled")
+        let port = listener == .tcp ? try freeLoopbackPort(alsoFree: clusterNode ? 10_000 : nil) : 0
         let server = RedisServerProcess(listener: listener, port: port, directory: directory, extraArguments: arguments, configFile: configFile)
         // A port free a moment ago can be taken before redis-server binds it (tests run in
         // parallel); try a few ports before giving up.
@@ -84,7 +86,7 @@ public final class RedisServerProcess: @unchecked Sendable {
                 return server
             } catch let error as TestSupportError where error.description.contains("Address already in use") && attempt < 5 {
                 attempt += 1
-                server.port = try freeLoopbackPort()
+                server.port = try freeLoopbackPort(alsoFree: clusterNode ? 10_000 : nil)
             } catch {
                 try? FileManager.default.removeItem(at: directory)
                 throw error
@@ -236,12 +238,25 @@ private let handedOut = Mutex<Set<Int>>([])
 /// A loopback port nothing listens on right now, below Linux's ephemeral range (32768+), so
 /// the outgoing connections of parallel tests cannot take it before the server binds it.
 public func freeLoopbackPort() throws -> Int {
+    try freeLoopbackPort(alsoFree: nil)
+}
+
+/// A free loopback port whose neighbour `offset` above is free too (a Redis Cluster node's bus
+/// port), both handed out.
+public func freeLoopbackPort(alsoFree offset: Int?) throws -> Int {
     for _ in 0..<200 {
         let candidate = Int.random(in: 20_000..<32_000)
-        guard handedOut.withLock({ $0.insert(candidate).inserted }) else {
+        let ports = [candidate] + (offset.map { [candidate + $0] } ?? [])
+        guard handedOut.withLock({ taken in
+            guard ports.allSatisfy({ !taken.contains($0) }) else {
+                return false
+            }
+            taken.formUnion(ports)
+            return true
+        }) else {
             continue
         }
-        if canBind(port: candidate) {
+        if ports.allSatisfy({ canBind(port: $0) }) {
             return candidate
         }
     }

@@ -19,8 +19,8 @@ import Synchronization
 /// Batches: the flags one event loop asks for during one tick (every request read in one
 /// `epoll` round) go to Redis together at the end of the tick — one `WATCH` transaction or one
 /// script call for up to `batchLimit` accounts instead of one each. A flag's answer is the same
-/// as alone; only the round trips are shared. (Redis Cluster refuses multi-key commands across
-/// slots: a cluster set-up must batch by slot.)
+/// as alone; only the round trips are shared. In a Redis Cluster a batch holds the flags of one
+/// slot only (a script or a transaction cannot span slots), so batches are smaller there.
 ///
 /// Giving a flag back is owner-safe in every mode: a compare-and-delete script, batched the
 /// same way, deletes a key only while it still holds this request's value, so a late release
@@ -157,21 +157,39 @@ final class RedisFlagStore: Sendable {
             batch.watch = []
             batch.lua = []
             batch.releases = []
-            for chunk in self.chunks(of: watch) {
+            for chunk in self.chunks(of: watch, key: \.key) {
                 self.takeWithWatch(chunk, on: batch.loop)
             }
-            for chunk in self.chunks(of: lua) {
+            for chunk in self.chunks(of: lua, key: \.key) {
                 self.takeWithScript(chunk, on: batch.loop)
             }
-            for chunk in self.chunks(of: releases) {
+            for chunk in self.chunks(of: releases, key: \.key) {
                 self.giveBack(chunk, on: batch.loop)
             }
         }
     }
 
-    private func chunks<Element>(of requests: [Element]) -> [ArraySlice<Element>] {
-        stride(from: 0, to: requests.count, by: self.batchLimit).map { start in
-            requests[start ..< min(start + self.batchLimit, requests.count)]
+    /// Batches of at most `batchLimit`; in a Redis Cluster, each of one slot (a transaction or
+    /// a script cannot span slots), in the order the slots first appear.
+    private func chunks<Element>(of requests: [Element], key: (Element) -> String) -> [ArraySlice<Element>] {
+        guard self.client.isCluster else {
+            return Self.slices(of: requests, size: self.batchLimit)
+        }
+        var order: [Int] = []
+        var bySlot: [Int: [Element]] = [:]
+        for request in requests {
+            let slot = RedisHashSlot.of(key(request))
+            if bySlot[slot] == nil {
+                order.append(slot)
+            }
+            bySlot[slot, default: []].append(request)
+        }
+        return order.flatMap { Self.slices(of: bySlot[$0] ?? [], size: self.batchLimit) }
+    }
+
+    private static func slices<Element>(of requests: [Element], size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: requests.count, by: size).map { start in
+            requests[start ..< min(start + size, requests.count)]
         }
     }
 
@@ -218,7 +236,7 @@ final class RedisFlagStore: Sendable {
             }
         }
         let keys = requests.map { RedisArgument.string($0.key) }
-        self.client.leaseConnection(on: eventLoop).flatMap { connection -> EventLoopFuture<WatchOutcome> in
+        self.client.leaseConnection(forKey: requests.first?.key, on: eventLoop).flatMap { connection -> EventLoopFuture<WatchOutcome> in
             connection.pipeline([RedisCommand("WATCH", arguments: keys), RedisCommand("MGET", arguments: keys)])
                 .flatMapThrowing { replies -> [Bool] in
                     guard replies.count == 2 else {

@@ -20,6 +20,9 @@ public final class RedisClient: Sendable {
     private let group: any EventLoopGroup
     private let nodes: [RedisNode]
     private let nodesByLoop: [ObjectIdentifier: RedisNode]
+    /// Routing by slot, when the configuration names a Redis Cluster (the per-loop `nodes`
+    /// then only pick the loop).
+    private let cluster: RedisCluster?
     /// Told how long each command (or pipeline) took and how it failed, if it did (server error
     /// replies inside a pipeline are answers, not failures), and whether it went over a leased
     /// (exclusive) connection or a shared one; also of every lease that failed (as leased).
@@ -28,6 +31,10 @@ public final class RedisClient: Sendable {
 
     /// Creates a client whose connections live on `eventLoopGroup`; nothing is dialled until
     /// `connect()` or the first command. `observer` (metrics) hears of every command.
+    ///
+    /// With a `cluster` topology the client routes each command by its key's slot (see
+    /// `RedisCluster`); a cluster topology with a seed that is not a TCP address is a
+    /// programming error here (`RedisConfiguration(url:)` only makes TCP seeds).
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup,
@@ -42,6 +49,25 @@ public final class RedisClient: Sendable {
         }
         self.nodes = nodes
         self.nodesByLoop = Dictionary(uniqueKeysWithValues: nodes.map { (ObjectIdentifier($0.eventLoop), $0) })
+        if case .cluster(let seeds) = configuration.topology {
+            do {
+                self.cluster = try RedisCluster(seeds: seeds, configuration: configuration, loops: nodes.map(\.eventLoop), logger: logger)
+            } catch {
+                preconditionFailure("\(error)")
+            }
+        } else {
+            self.cluster = nil
+        }
+    }
+
+    /// Whether the client speaks Redis Cluster (multi-key commands must then keep to one slot).
+    public var isCluster: Bool {
+        self.cluster != nil
+    }
+
+    /// The cluster's slot map as the client knows it (`nil` outside a cluster).
+    public var clusterSlotMap: RedisSlotMap? {
+        self.cluster?.slotMap
     }
 
     /// The event loops the client has a shared connection and a pool on, one node each.
@@ -74,6 +100,9 @@ public final class RedisClient: Sendable {
         let node = self.node(for: eventLoop)
         if let refusal = command.sharedConnectionRefusal {
             return node.eventLoop.makeFailedFuture(refusal)
+        }
+        if let cluster = self.cluster {
+            return Self.observe(cluster.send(command, slot: command.slot, on: node.eventLoop), by: self.observer, leased: false)
         }
         let promise = node.eventLoop.makePromise(of: RESPValue.self)
         let request = RedisRequest(payload: .single(command, promise), deadline: self.deadline())
@@ -116,6 +145,9 @@ public final class RedisClient: Sendable {
                 return node.eventLoop.makeFailedFuture(refusal)
             }
         }
+        if let cluster = self.cluster {
+            return Self.observe(cluster.pipeline(commands, on: node.eventLoop), by: self.observer, leased: false)
+        }
         let promise = node.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(payload: .batch(commands, promise), deadline: self.deadline())
         if node.eventLoop.inEventLoop {
@@ -134,13 +166,20 @@ public final class RedisClient: Sendable {
         on eventLoop: (any EventLoop)? = nil
     ) -> EventLoopFuture<RESPValue> {
         let loop = self.node(for: eventLoop).eventLoop
+        if let cluster = self.cluster {
+            return Self.observe(cluster.evaluate(script, keys: keys, arguments: arguments, on: loop), by: self.observer, leased: false)
+        }
         return script.evaluate(keys: keys, arguments: arguments) { command in
             self.send(command, on: loop)
         }
     }
 
     /// Loads `script` into Redis's script cache now (warm-up), so the first purchase needs no load.
+    /// In a cluster, on every primary.
     public func load(_ script: RedisScript, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<Void> {
+        if let cluster = self.cluster {
+            return cluster.load(script, on: self.node(for: eventLoop).eventLoop)
+        }
         let expected = script.sha1
         return self.send(script.loadCommand, on: eventLoop).flatMapThrowing { reply in
             guard reply.string == expected else {
@@ -155,10 +194,18 @@ public final class RedisClient: Sendable {
     ///
     /// Fails with `poolExhausted` when every connection stays busy for `acquireTimeout`, and with
     /// `circuitOpen` at once while Redis is down.
-    public func leaseConnection(on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisExclusiveConnection> {
+    ///
+    /// In a Redis Cluster the connection goes to the primary serving `key`'s slot (any primary
+    /// without a key): every key of the transaction must share that slot.
+    public func leaseConnection(forKey key: String? = nil, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisExclusiveConnection> {
         let node = self.node(for: eventLoop)
         let deadline = NIODeadline.now() + self.configuration.acquireTimeout.timeAmount
-        let leased = node.eventLoop.inEventLoop ? node.lease(deadline: deadline) : node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
+        let leased: EventLoopFuture<RedisExclusiveConnection>
+        if let cluster = self.cluster {
+            leased = cluster.lease(slot: key.map(RedisHashSlot.of), on: node.eventLoop, deadline: deadline)
+        } else {
+            leased = node.eventLoop.inEventLoop ? node.lease(deadline: deadline) : node.eventLoop.flatSubmit { node.lease(deadline: deadline) }
+        }
         guard let observer = self.observer else {
             return leased
         }
@@ -177,9 +224,10 @@ public final class RedisClient: Sendable {
     /// Runs `body` with an exclusive connection and hands it back afterwards, even on error —
     /// reset with `UNWATCH`/`DISCARD` if `body` left a transaction open.
     public func withConnection<Result: Sendable>(
+        forKey key: String? = nil,
         _ body: (RedisExclusiveConnection) async throws -> Result
     ) async throws -> Result {
-        let connection = try await self.leaseConnection().get()
+        let connection = try await self.leaseConnection(forKey: key).get()
         do {
             let result = try await body(connection)
             connection.release()
@@ -196,7 +244,12 @@ public final class RedisClient: Sendable {
     ///
     /// Throws the first failure (for example `connectionRefused` when Redis is not there); the
     /// client keeps re-dialling in the background either way.
+    /// In a cluster: reads the slot map, then dials every primary on every loop.
     public func connect() async throws {
+        if let cluster = self.cluster {
+            try await cluster.connect()
+            return
+        }
         for node in self.nodes {
             _ = try await node.eventLoop.flatSubmit { () -> EventLoopFuture<RESPValue> in
                 node.start()
@@ -207,6 +260,9 @@ public final class RedisClient: Sendable {
 
     /// The circuit breaker's phase on each event loop, for readiness and metrics.
     public func circuitPhases() async -> [CircuitBreaker.Phase] {
+        if let cluster = self.cluster {
+            return await cluster.circuitPhases()
+        }
         var phases: [CircuitBreaker.Phase] = []
         for node in self.nodes {
             if let phase = try? await node.eventLoop.submit({ node.circuitPhase }).get() {
@@ -218,6 +274,7 @@ public final class RedisClient: Sendable {
 
     /// Closes every connection; commands still waiting fail with `shutdown`.
     public func shutdown() async {
+        await self.cluster?.shutdown()
         for node in self.nodes {
             try? await node.eventLoop.flatSubmit { node.shutdown() }.get()
         }

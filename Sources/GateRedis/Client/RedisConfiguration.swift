@@ -18,6 +18,18 @@ public enum RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// How the client finds its Redis servers.
+public enum RedisTopology: Sendable, Hashable {
+    /// One server (a primary, or a standalone Redis) at `endpoint`.
+    case single
+    /// Redis Cluster: the slot map is read from the first of `seeds` that answers
+    /// (`CLUSTER SLOTS`), and each key goes to the primary serving its slot.
+    case cluster(seeds: [RedisEndpoint])
+    /// Redis Sentinel: the first of `sentinels` that answers names the current primary of
+    /// `primaryName` (`SENTINEL GET-MASTER-ADDR-BY-NAME`), asked again on every new connection.
+    case sentinel(sentinels: [RedisEndpoint], primaryName: String)
+}
+
 /// How the client reaches Redis and how patient it is.
 ///
 /// Defaults suit a gateway on the purchase path: a command that has not answered in 50 ms is
@@ -25,8 +37,10 @@ public enum RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
 /// row open the circuit breaker for half a second, and a lost connection is re-dialled after
 /// 10 ms, doubling to at most 2 s.
 public struct RedisConfiguration: Sendable {
-    /// Where Redis listens.
+    /// Where Redis listens (for `cluster` and `sentinel` topologies: the first seed or sentinel).
     public var endpoint: RedisEndpoint
+    /// One server, a Redis Cluster, or a primary watched by Sentinel.
+    public var topology: RedisTopology = .single
     /// ACL user name for `AUTH user password` (Redis 6+); `nil` uses `AUTH password`.
     public var username: String?
     /// Password sent with `AUTH` on every new connection; `nil` sends no `AUTH`.
@@ -80,28 +94,30 @@ public struct RedisConfiguration: Sendable {
         self.circuitBreaker = circuitBreaker
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]` or `unix://[user:password@]/path[?db=N]`.
+    /// Parses `redis://[user:password@]host[:port][/db]`, `unix://[user:password@]/path[?db=N]`,
+    /// `redis-cluster://[user:password@]host:port[,host:port…]` (seed nodes of a Redis Cluster)
+    /// or `redis-sentinel://[user:password@]host:port[,host:port…]/PRIMARY[/db]` (sentinels and
+    /// the name of the primary they watch; the password is the primary's).
     ///
     /// User and password may be percent-encoded; an IPv6 host goes in brackets
-    /// (`redis://[::1]:6379`). The port defaults to 6379 and the database to 0. Parameters:
-    /// `db`, `user`, `password`, and `timeout` (the command timeout, e.g. `?timeout=100ms`).
+    /// (`redis://[::1]:6379`). The port defaults to 6379 (26379 for sentinels) and the database
+    /// to 0. Parameters: `db`, `user`, `password`, and `timeout` (the command timeout, e.g.
+    /// `?timeout=100ms`).
     public init(url: String) throws(RedisError) {
         func invalid(_ problem: String) -> RedisError {
             RedisError(
                 code: .invalidURL,
-                message: "\(problem) in Redis URL '\(RedisConfiguration.redacted(url))'; expected redis://[user:password@]host:port/db or unix:///path/to/redis.sock"
+                message: "\(problem) in Redis URL '\(RedisConfiguration.redacted(url))'; expected redis://[user:password@]host:port/db, "
+                    + "unix:///path/to/redis.sock, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/primary-name"
             )
         }
         let scheme: String
         var rest: Substring
-        if url.hasPrefix("redis://") {
-            scheme = "redis"
-            rest = url.dropFirst("redis://".count)
-        } else if url.hasPrefix("unix://") {
-            scheme = "unix"
-            rest = url.dropFirst("unix://".count)
+        if let found = ["redis", "unix", "redis-cluster", "redis-sentinel"].first(where: { url.hasPrefix($0 + "://") }) {
+            scheme = found
+            rest = url.dropFirst(found.count + 3)
         } else {
-            throw invalid("unknown scheme (only redis:// and unix:// are supported; rediss:// TLS is not)")
+            throw invalid("unknown scheme (redis://, unix://, redis-cluster:// and redis-sentinel:// are supported; rediss:// TLS is not)")
         }
 
         var query: Substring = ""
@@ -145,57 +161,44 @@ public struct RedisConfiguration: Sendable {
         }
 
         var database = 0
-        let endpoint: RedisEndpoint
+        var endpoints: [RedisEndpoint] = []
+        var primaryName: String?
         if scheme == "unix" {
             guard rest.hasPrefix("/"), rest.count > 1 else {
                 throw invalid("missing socket path (write unix:///absolute/path.sock)")
             }
-            endpoint = .unix(path: String(rest))
+            endpoints = [.unix(path: String(rest))]
         } else {
-            var hostPort = rest
+            var hosts = rest
+            var path: Substring = ""
             if let slash = rest.firstIndex(of: "/") {
-                hostPort = rest[..<slash]
-                let path = rest[rest.index(after: slash)...]
-                if !path.isEmpty {
-                    guard let db = Int(path), db >= 0 else {
-                        throw invalid("database '\(path)' is not a non-negative integer")
-                    }
-                    database = db
-                }
+                hosts = rest[..<slash]
+                path = rest[rest.index(after: slash)...]
             }
-            var host: Substring
-            var portText: Substring?
-            if hostPort.hasPrefix("[") {
-                guard let close = hostPort.firstIndex(of: "]") else {
-                    throw invalid("unclosed '[' around an IPv6 host")
+            if scheme == "redis-sentinel" {
+                let parts = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let name = parts.first, !name.isEmpty else {
+                    throw invalid("missing the primary's name (write redis-sentinel://host:26379/mymaster)")
                 }
-                host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
-                let after = hostPort[hostPort.index(after: close)...]
-                if after.hasPrefix(":") {
-                    portText = after.dropFirst()
-                } else if !after.isEmpty {
-                    throw invalid("unexpected '\(after)' after the IPv6 host")
-                }
-            } else if let colon = hostPort.lastIndex(of: ":") {
-                host = hostPort[..<colon]
-                portText = hostPort[hostPort.index(after: colon)...]
-                guard !host.contains(":") else {
-                    throw invalid("an IPv6 host must be in brackets, as in redis://[::1]:6379")
-                }
-            } else {
-                host = hostPort
+                primaryName = String(name)
+                path = parts.count == 2 ? parts[1] : ""
             }
-            guard !host.isEmpty else {
-                throw invalid("missing host")
-            }
-            var port = 6379
-            if let portText {
-                guard let value = Int(portText), (1...65535).contains(value) else {
-                    throw invalid("port '\(portText)' is not a number from 1 to 65535")
+            if !path.isEmpty {
+                guard scheme != "redis-cluster" else {
+                    throw invalid("a Redis Cluster has only database 0; remove '/\(path)'")
                 }
-                port = value
+                guard let db = Int(path), db >= 0 else {
+                    throw invalid("database '\(path)' is not a non-negative integer")
+                }
+                database = db
             }
-            endpoint = .tcp(host: String(host), port: port)
+            let list = hosts.split(separator: ",", omittingEmptySubsequences: false)
+            guard scheme != "redis" || list.count == 1 else {
+                throw invalid("several hosts: write redis-cluster:// for a Redis Cluster or redis-sentinel:// for Sentinel")
+            }
+            for hostPort in list {
+                endpoints.append(try Self.endpoint(hostPort, defaultPort: scheme == "redis-sentinel" ? 26379 : 6379, invalid: invalid))
+            }
         }
 
         var commandTimeout: Duration?
@@ -232,10 +235,58 @@ public struct RedisConfiguration: Sendable {
             }
         }
 
-        self.init(endpoint: endpoint, username: username, password: password, database: database)
+        guard scheme != "redis-cluster" || database == 0 else {
+            throw invalid("a Redis Cluster has only database 0")
+        }
+        self.init(endpoint: endpoints[0], username: username, password: password, database: database)
+        switch scheme {
+        case "redis-cluster":
+            self.topology = .cluster(seeds: endpoints)
+        case "redis-sentinel":
+            self.topology = .sentinel(sentinels: endpoints, primaryName: primaryName ?? "")
+        default:
+            break
+        }
         if let commandTimeout {
             self.commandTimeout = commandTimeout
         }
+    }
+
+    /// `host[:port]` or `[v6]:port`.
+    private static func endpoint(_ hostPort: Substring, defaultPort: Int, invalid: (String) -> RedisError) throws(RedisError) -> RedisEndpoint {
+        var host: Substring
+        var portText: Substring?
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else {
+                throw invalid("unclosed '[' around an IPv6 host")
+            }
+            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+            let after = hostPort[hostPort.index(after: close)...]
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
+                throw invalid("unexpected '\(after)' after the IPv6 host")
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = hostPort[..<colon]
+            portText = hostPort[hostPort.index(after: colon)...]
+            guard !host.contains(":") else {
+                throw invalid("an IPv6 host must be in brackets, as in redis://[::1]:6379")
+            }
+        } else {
+            host = hostPort
+        }
+        guard !host.isEmpty else {
+            throw invalid("missing host")
+        }
+        var port = defaultPort
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else {
+                throw invalid("port '\(portText)' is not a number from 1 to 65535")
+            }
+            port = value
+        }
+        return .tcp(host: String(host), port: port)
     }
 
     /// The URL with any password (user info or `password=` parameter) replaced by `***`.

@@ -113,14 +113,19 @@ struct GatewayConfigurationDecoder {
 
     /// Only the scheme is checked here; the Redis client reads the rest when it connects.
     private mutating func checkRedisURL(_ url: String, at value: YAMLValue) {
-        let hint = "write redis://host:port, redis://host:port/db or unix:///path/to/redis.sock"
-        for scheme in ["redis://", "unix://"] where url.hasPrefix(scheme) {
+        let hint = "write redis://host:port, redis://host:port/db, unix:///path/to/redis.sock, "
+            + "redis-cluster://host:port,host:port (Redis Cluster) or redis-sentinel://host:26379,host:26379/primary-name"
+        for scheme in ["redis://", "unix://", "redis-cluster://", "redis-sentinel://"] where url.hasPrefix(scheme) {
             if url.count == scheme.count {
                 self.reader.report("'\(url)' names no server", at: value, hint: hint)
             }
             return
         }
-        self.reader.report("'\(url)' is not a Redis URL: the scheme must be redis:// or unix://", at: value, hint: hint)
+        self.reader.report(
+            "'\(url)' is not a Redis URL: the scheme must be redis://, unix://, redis-cluster:// or redis-sentinel://",
+            at: value,
+            hint: hint
+        )
     }
 
     private mutating func decodeTimeouts(_ value: YAMLValue?, into timeouts: inout Timeouts) {
