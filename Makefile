@@ -62,7 +62,7 @@ release: deps
 # The load tests (GateProxyTests.Load*: goodput and ramp shares measured against a clock) and
 # the end-to-end scenario replays (whole processes) run after the rest, on a machine they have
 # to themselves.
-SERIAL_TESTS := GateProxyTests\.Load|TrafficReplayTests\.(EndToEnd|Demo)
+SERIAL_TESTS := GateProxyTests\.Load|TrafficReplayTests\.(EndToEnd|Demo|ClusterSale)
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(SERIAL_TESTS)'

@@ -6,47 +6,91 @@ import NIOHTTP1
 import NIOPosix
 import TrafficReplay
 
-/// The whole system on loopback, as real processes: a `redis-server`, a sale in it, four
-/// `spikegate ticket-node`s weighted 1:2:3:4 (each holding its weight's share of the stock), and
-/// a `spikegate gateway` in front of them with TLS on its listener, the shipped scenario rules
-/// (`Tests/Scenarios/rules/`) and an admin listener that tells CAPTCHA answers to the replay.
+/// The whole system on loopback, as real processes: a `redis-server` (or a three-primary Redis
+/// Cluster), a sale in it, four `spikegate ticket-node`s weighted 1:2:3:4 (each holding its
+/// weight's share of the stock), and one or more `spikegate gateway`s in front of them with TLS
+/// on their listeners, the shipped scenario rules (`Tests/Scenarios/rules/`) and admin
+/// listeners that tell CAPTCHA answers to the replay.
 final class SaleStack: @unchecked Sendable {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Scenarios")
     static let sale = "e2e"
 
-    let redis: RedisServerProcess
+    /// One gateway process and its listeners.
+    struct Gateway {
+        let process: SpikegateProcess
+        let port: Int
+        let adminPort: Int
+        let directory: URL
+
+        /// Its TLS listener.
+        var target: ReplayTarget {
+            get throws { try ReplayTarget(url: "https://127.0.0.1:\(self.port)") }
+        }
+
+        /// Its access log.
+        var accessLog: String {
+            self.directory.appendingPathComponent("access.jsonl").path
+        }
+    }
+
+    /// The Redis everything shares: a URL (`redis://` or `redis-cluster://`) and how to stop it.
+    let redisURL: String
+    /// The Redis Cluster, when the stack runs on one.
+    let cluster: RedisClusterProcess?
+    private let stopRedis: @Sendable () -> Void
     let nodes: [SpikegateProcess]
-    let gateway: SpikegateProcess
-    let port: Int
-    let adminPort: Int
+    let gateways: [Gateway]
     private let directory: URL
 
-    private init(redis: RedisServerProcess, nodes: [SpikegateProcess], gateway: SpikegateProcess, port: Int, adminPort: Int, directory: URL) {
-        self.redis = redis
+    /// The first gateway (the only one unless the stack was started with more).
+    var gateway: SpikegateProcess {
+        self.gateways[0].process
+    }
+
+    var port: Int {
+        self.gateways[0].port
+    }
+
+    var adminPort: Int {
+        self.gateways[0].adminPort
+    }
+
+    var target: ReplayTarget {
+        get throws { try self.gateways[0].target }
+    }
+
+    var accessLog: String {
+        self.gateways[0].accessLog
+    }
+
+    private init(redisURL: String, cluster: RedisClusterProcess?, stopRedis: @escaping @Sendable () -> Void, nodes: [SpikegateProcess], gateways: [Gateway], directory: URL) {
+        self.redisURL = redisURL
+        self.cluster = cluster
+        self.stopRedis = stopRedis
         self.nodes = nodes
-        self.gateway = gateway
-        self.port = port
-        self.adminPort = adminPort
+        self.gateways = gateways
         self.directory = directory
     }
 
-    /// The gateway's TLS listener.
-    var target: ReplayTarget {
-        get throws { try ReplayTarget(url: "https://127.0.0.1:\(self.port)") }
-    }
-
-    /// The gateway's access log, when the stack was started with one.
-    var accessLog: String {
-        self.directory.appendingPathComponent("access.jsonl").path
-    }
-
-    /// Starts everything for a sale of `tickets` and waits until the gateway is ready.
-    static func start(tickets: Int) async throws -> SaleStack {
-        let redis = try await RedisServerProcess.start()
+    /// Starts everything for a sale of `tickets` on a fresh redis-server (or on a three-primary
+    /// Redis Cluster with `cluster`), with `gateways` gateways, and waits until each is ready.
+    static func start(tickets: Int, cluster: Bool = false, gateways gatewayCount: Int = 1) async throws -> SaleStack {
+        let redisURL: String
+        let stopRedis: @Sendable () -> Void
+        var clusterProcess: RedisClusterProcess?
+        if cluster {
+            let redis = try await RedisClusterProcess.start()
+            clusterProcess = redis
+            (redisURL, stopRedis) = (redis.url, { redis.stop() })
+        } else {
+            let redis = try await RedisServerProcess.start()
+            (redisURL, stopRedis) = (redis.url, { redis.stop() })
+        }
         var nodes: [SpikegateProcess] = []
+        var gateways: [Gateway] = []
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-e2e-\(UUID().uuidString.prefix(8))")
         do {
-            let initialized = try await SpikegateBinary.run(["sale", "init", "--redis", redis.url, "--sale", Self.sale, "--tickets", "\(tickets)", "--pay-timeout", "10m"])
+            let initialized = try await SpikegateBinary.run(["sale", "init", "--redis", redisURL, "--sale", Self.sale, "--tickets", "\(tickets)", "--pay-timeout", "10m"])
             guard initialized.status == 0 else {
                 throw ReplayError("sale init failed: \(initialized.standardError)")
             }
@@ -54,7 +98,7 @@ final class SaleStack: @unchecked Sendable {
             for weight in 1...4 {
                 let port = try freeLoopbackPort()
                 nodes.append(try SpikegateProcess.start([
-                    "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redis.url, "--sale", Self.sale,
+                    "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redisURL, "--sale", Self.sale,
                     "--local-stock", "\(tickets * weight / 10)", "--name", "node-\(weight)", "--threads", "1",
                 ]))
                 backends.append("      - {address: '127.0.0.1:\(port)', weight: \(weight)}")
@@ -65,47 +109,55 @@ final class SaleStack: @unchecked Sendable {
             let upstreams = "upstreams:\n  tickets:\n    backends:\n\(backends.joined(separator: "\n"))\n"
                 + "    health_check: {path: /health, interval: 1s, timeout: 1s}\n    slow_start: 0s\n"
             try upstreams.write(to: rules.appendingPathComponent("upstreams.yaml"), atomically: true, encoding: .utf8)
-            let port = try freeLoopbackPort()
-            let adminPort = try freeLoopbackPort()
-            let configuration = """
-                listeners:
-                  - address: 127.0.0.1:\(port)
-                    tls: self_signed
-                admin:
-                  address: 127.0.0.1:\(adminPort)
-                  captcha_answers: true
-                redis: \(redis.url)
-                rules: \(rules.path)
-                access_log: \(directory.appendingPathComponent("access.jsonl").path)
+            for index in 0..<gatewayCount {
+                let own = directory.appendingPathComponent("gateway-\(index)")
+                try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
+                let port = try freeLoopbackPort()
+                let adminPort = try freeLoopbackPort()
+                let configuration = """
+                    listeners:
+                      - address: 127.0.0.1:\(port)
+                        tls: self_signed
+                    admin:
+                      address: 127.0.0.1:\(adminPort)
+                      captcha_answers: true
+                    redis: \(redisURL)
+                    rules: \(rules.path)
+                    access_log: \(own.appendingPathComponent("access.jsonl").path)
 
-                """
-            let configurationFile = directory.appendingPathComponent("gateway.yaml")
-            try configuration.write(to: configurationFile, atomically: true, encoding: .utf8)
-            let gateway = try SpikegateProcess.start(["gateway", "--config", configurationFile.path, "--threads", "2"])
-            let stack = SaleStack(redis: redis, nodes: nodes, gateway: gateway, port: port, adminPort: adminPort, directory: directory)
-            guard try await stack.awaitReady() else {
-                let printed = gateway.printed
-                stack.stop()
-                throw ReplayError("the gateway never became ready: \(printed)")
+                    """
+                let configurationFile = own.appendingPathComponent("gateway.yaml")
+                try configuration.write(to: configurationFile, atomically: true, encoding: .utf8)
+                let process = try SpikegateProcess.start(["gateway", "--config", configurationFile.path, "--threads", "2"])
+                gateways.append(Gateway(process: process, port: port, adminPort: adminPort, directory: own))
+            }
+            let stack = SaleStack(redisURL: redisURL, cluster: clusterProcess, stopRedis: stopRedis, nodes: nodes, gateways: gateways, directory: directory)
+            for gateway in gateways {
+                guard try await stack.awaitReady(gateway) else {
+                    let printed = gateway.process.printed
+                    stack.stop()
+                    throw ReplayError("a gateway never became ready: \(printed)")
+                }
             }
             return stack
         } catch {
+            gateways.forEach { $0.process.kill() }
             nodes.forEach { $0.kill() }
-            redis.stop()
+            stopRedis()
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
     }
 
-    /// Waits (up to 20 s) for the admin listener's `/readyz` to say 200.
-    private func awaitReady() async throws -> Bool {
+    /// Waits (up to 20 s) for `gateway`'s admin `/readyz` to say 200.
+    private func awaitReady(_ gateway: Gateway) async throws -> Bool {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { Task { try? await group.shutdownGracefully() } }
         return try await eventually(attempts: 400, every: .milliseconds(50)) {
-            guard self.gateway.isRunning else {
+            guard gateway.process.isRunning else {
                 throw ReplayError("the gateway exited")
             }
-            guard let connection = try? await HTTPTestConnection.connect(port: self.adminPort, group: group) else {
+            guard let connection = try? await HTTPTestConnection.connect(port: gateway.adminPort, group: group) else {
                 return false
             }
             defer { Task { await connection.close() } }
@@ -115,7 +167,7 @@ final class SaleStack: @unchecked Sendable {
 
     /// The sale's own records.
     func audit() async throws -> SaleAudit {
-        var configuration = try RedisConfiguration(url: self.redis.url)
+        var configuration = try RedisConfiguration(url: self.redisURL)
         configuration.commandTimeout = .seconds(10)
         return try await RedisClient.withClient(configuration: configuration) { client, _ in
             try await client.connect()
@@ -123,25 +175,25 @@ final class SaleStack: @unchecked Sendable {
         }
     }
 
-    /// Replays the shipped scenario `name` against the gateway with `spikegate replay` (its own
-    /// process, as an operator runs it), which audits the sale; its JSON report, and its exit
-    /// status (1: a ticket oversold or an account holding two).
-    func replay(_ name: String) async throws -> (report: ReplayReport, status: Int32, printed: String) {
+    /// Replays the shipped scenario `name` against gateway `gateway` with `spikegate replay`
+    /// (its own process, as an operator runs it), which audits the sale; its JSON report, and its
+    /// exit status (1: a ticket oversold or an account holding two).
+    func replay(_ name: String, through gateway: Int = 0) async throws -> (report: ReplayReport, status: Int32, printed: String) {
         try await self.runReplay([
-            Self.scenarios.appendingPathComponent(name).path, "--captcha-answers", "http://127.0.0.1:\(self.adminPort)",
-        ])
+            Self.scenarios.appendingPathComponent(name).path, "--captcha-answers", "http://127.0.0.1:\(self.gateways[gateway].adminPort)",
+        ], through: gateway)
     }
 
-    /// Replays the capture at `path` against the gateway with `spikegate replay --capture`.
+    /// Replays the capture at `path` against the first gateway with `spikegate replay --capture`.
     func replay(capture path: String, speed: Double) async throws -> (report: ReplayReport, status: Int32, printed: String) {
-        try await self.runReplay(["--capture", path, "--speed", "\(speed)"])
+        try await self.runReplay(["--capture", path, "--speed", "\(speed)"], through: 0)
     }
 
-    /// Runs `spikegate replay` with `arguments` and the stack's target, sale and a report file.
-    private func runReplay(_ arguments: [String]) async throws -> (report: ReplayReport, status: Int32, printed: String) {
+    /// Runs `spikegate replay` with `arguments` and a gateway's target, the sale and a report file.
+    private func runReplay(_ arguments: [String], through gateway: Int) async throws -> (report: ReplayReport, status: Int32, printed: String) {
         let reportFile = self.directory.appendingPathComponent("report-\(UUID().uuidString.prefix(8)).json")
         let output = try await SpikegateBinary.run(["replay"] + arguments + [
-            "--target", try self.target.description, "--insecure", "--redis", self.redis.url, "--sale", Self.sale,
+            "--target", try self.gateways[gateway].target.description, "--insecure", "--redis", self.redisURL, "--sale", Self.sale,
             "--report", reportFile.path, "--quiet",
         ], timeout: .seconds(240))
         guard let data = FileManager.default.contents(atPath: reportFile.path) else {
@@ -154,9 +206,9 @@ final class SaleStack: @unchecked Sendable {
 
     /// Stops every process and removes the files.
     func stop() {
-        self.gateway.kill()
+        self.gateways.forEach { $0.process.kill() }
         self.nodes.forEach { $0.kill() }
-        self.redis.stop()
+        self.stopRedis()
         try? FileManager.default.removeItem(at: self.directory)
     }
 }
