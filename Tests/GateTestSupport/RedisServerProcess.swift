@@ -94,7 +94,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         }
     }
 
-    private static func binary() throws -> String {
+    static func binary() throws -> String {
         if let override = ProcessInfo.processInfo.environment["SPIKEGATE_REDIS_SERVER"] {
             return override
         }

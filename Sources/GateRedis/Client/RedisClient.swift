@@ -23,6 +23,9 @@ public final class RedisClient: Sendable {
     /// Routing by slot, when the configuration names a Redis Cluster (the per-loop `nodes`
     /// then only pick the loop).
     private let cluster: RedisCluster?
+    /// Whether connections go to the primary Sentinel names (a `READONLY` answer then drops
+    /// the connection, which is re-dialled to the new primary).
+    private let followsSentinel: Bool
     /// Told how long each command (or pipeline) took and how it failed, if it did (server error
     /// replies inside a pipeline are answers, not failures), and whether it went over a leased
     /// (exclusive) connection or a shared one; also of every lease that failed (as leased).
@@ -44,8 +47,13 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.observer = observer
         self.group = eventLoopGroup
-        let nodes = eventLoopGroup.makeIterator().map { loop in
-            RedisNode(eventLoop: loop, configuration: configuration, logger: logger)
+        var sentinel: RedisSentinel?
+        if case .sentinel(let sentinels, let primaryName) = configuration.topology {
+            sentinel = RedisSentinel(sentinels: sentinels, primaryName: primaryName, logger: logger)
+        }
+        self.followsSentinel = sentinel != nil
+        let nodes = eventLoopGroup.makeIterator().map { [sentinel] loop in
+            RedisNode(eventLoop: loop, configuration: configuration, logger: logger, sentinel: sentinel)
         }
         self.nodes = nodes
         self.nodesByLoop = Dictionary(uniqueKeysWithValues: nodes.map { (ObjectIdentifier($0.eventLoop), $0) })
@@ -111,6 +119,13 @@ public final class RedisClient: Sendable {
         } else {
             node.eventLoop.execute { node.send(request) }
         }
+        if self.followsSentinel {
+            promise.futureResult.whenFailure { error in
+                if (error as? RedisError)?.serverErrorPrefix == "READONLY" {
+                    node.dropShared()
+                }
+            }
+        }
         return Self.observe(promise.futureResult, by: self.observer, leased: false)
     }
 
@@ -154,6 +169,13 @@ public final class RedisClient: Sendable {
             node.send(request)
         } else {
             node.eventLoop.execute { node.send(request) }
+        }
+        if self.followsSentinel {
+            promise.futureResult.whenSuccess { replies in
+                if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("READONLY") } else { false } }) {
+                    node.dropShared()
+                }
+            }
         }
         return Self.observe(promise.futureResult, by: self.observer, leased: false)
     }

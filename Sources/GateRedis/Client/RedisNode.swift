@@ -55,8 +55,12 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
     private var leaseWaiters = CircularBuffer<LeaseWaiter>()
     private var leaseTimer: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, configuration: RedisConfiguration, logger: Logger) {
+    /// Asked for the primary before every dial, when the client follows Sentinel.
+    private let sentinel: RedisSentinel?
+
+    init(eventLoop: any EventLoop, configuration: RedisConfiguration, logger: Logger, sentinel: RedisSentinel? = nil) {
         self.eventLoop = eventLoop
+        self.sentinel = sentinel
         self.configuration = configuration
         self.logger = logger
         self.breaker = CircuitBreaker(configuration: configuration.circuitBreaker)
@@ -174,9 +178,27 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
         }
     }
 
+    /// A new connection: to the configured endpoint, or to the primary Sentinel names.
+    private func dial() -> EventLoopFuture<RedisConnection> {
+        if let sentinel = self.sentinel {
+            return sentinel.connectToPrimary(configuration: self.configuration, eventLoop: self.eventLoop, observer: self)
+        }
+        return RedisConnection.connect(configuration: self.configuration, eventLoop: self.eventLoop, observer: self)
+    }
+
+    /// Closes the shared connection (it is re-dialled): the server it reaches is no longer the
+    /// primary (a `READONLY` answer after a fail-over). Must be called on the loop.
+    func dropShared() {
+        self.eventLoop.preconditionInEventLoop()
+        if case .ready(let connection) = self.shared {
+            self.logger.warning("redis answered READONLY: no longer the primary; reconnecting", metadata: ["redis": "\(self.configuration.endpoint)"])
+            connection.close()
+        }
+    }
+
     private func dialShared() {
         self.shared = .connecting
-        RedisConnection.connect(configuration: self.configuration, eventLoop: self.eventLoop, observer: self)
+        self.dial()
             .whenComplete { result in
                 switch result {
                 case .success(let connection):
@@ -312,7 +334,7 @@ final class RedisNode: @unchecked Sendable, RedisConnectionObserver {
             return
         }
         self.openingCount += 1
-        RedisConnection.connect(configuration: self.configuration, eventLoop: self.eventLoop, observer: self)
+        self.dial()
             .whenComplete { result in
                 self.openingCount -= 1
                 switch result {
