@@ -59,10 +59,11 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product spikegate
 
-# The load tests (GateProxyTests.Load*: goodput and ramp shares measured against a clock) and
-# the end-to-end scenario replays (whole processes) run after the rest, on a machine they have
-# to themselves.
-SERIAL_TESTS := GateProxyTests\.Load|TrafficReplayTests\.(EndToEnd|Demo|ClusterSale)
+# The load tests (GateProxyTests.Load*: goodput and ramp shares measured against a clock), the
+# end-to-end scenario replays and the suites that start a Redis Cluster, a Sentinel set-up or
+# several gateway processes run after the rest, one at a time: on two cores they would starve
+# the timing of the others.
+SERIAL_TESTS := GateProxyTests\.Load|TrafficReplayTests\.(EndToEnd|Demo|ClusterSale|SentinelSale)|GateRedisTests\.Redis(Cluster|Sentinel)Tests|SpikegateTests\.MiniAttackTests|TicketNodeTests\.ReplicaAckTests
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(SERIAL_TESTS)'

@@ -21,6 +21,16 @@ public enum Outcome: String, Sendable, Hashable, CaseIterable, Codable {
     case warmupRefused = "warmup_refused"
     /// Refused by a deny list (`code` -11).
     case denied
+    /// The ticket node reserved, but too few replicas acknowledged it in time (node `code` -13,
+    /// 503): asked again later, it holds the ticket or buys anew.
+    case unconfirmed
+    /// The ticket node could not reach its stock store (node `code` -5, 503, "stock store
+    /// unavailable"), or the gateway its shared state (`code` -8, 503, with `on_store_error:
+    /// closed`): Redis down or failing over.
+    case storeUnavailable = "store_unavailable"
+    /// The gateway had no healthy backend to send it to (`code` -7, 503 "no backend … is
+    /// available"): every ticket node failing its health checks, as when their Redis is down.
+    case noBackend = "no_backend"
     /// An answer below 500 to a replayed request that is not a purchase (capture replay): a
     /// page, a payment, a challenge's image or solution.
     case answered
@@ -84,6 +94,16 @@ public struct Answer: Sendable, Hashable {
             answer.outcome = .warmupRefused
         case (_, -11):
             answer.outcome = .denied
+        case (503, -13):
+            answer.outcome = .unconfirmed
+            answer.order = json.string("order")
+        case (503, -8) where json.string("reason") == "the shared state store is unavailable":
+            // The gateway's own Redis failed a check whose rule says `on_store_error: closed`.
+            answer.outcome = .storeUnavailable
+        case (503, -5) where json.string("msg")?.hasPrefix("stock store unavailable") == true:
+            answer.outcome = .storeUnavailable
+        case (503, -7) where json.string("reason")?.hasPrefix("no backend of upstream") == true:
+            answer.outcome = .noBackend
         default:
             answer.detail = "status \(status)\(code.map { ", code \($0)" } ?? ""): \(Self.excerpt(body))"
         }

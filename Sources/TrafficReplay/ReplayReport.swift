@@ -123,6 +123,9 @@ final class PopulationTally: Sendable {
                 shed: counts.outcomes[.shed, default: 0],
                 warmupRefused: counts.outcomes[.warmupRefused, default: 0],
                 denied: counts.outcomes[.denied, default: 0],
+                unconfirmed: counts.outcomes[.unconfirmed, default: 0],
+                storeUnavailable: counts.outcomes[.storeUnavailable, default: 0],
+                noBackend: counts.outcomes[.noBackend, default: 0],
                 soldOut: counts.outcomes[.soldOut, default: 0],
                 answered: counts.outcomes[.answered, default: 0],
                 errors: counts.outcomes[.error, default: 0],
@@ -181,6 +184,12 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         public var shed: Int
         public var warmupRefused: Int
         public var denied: Int
+        /// Purchases and payments the node answered "not confirmed by enough replicas".
+        public var unconfirmed: Int
+        /// Answers "stock store unavailable" (Redis down or failing over).
+        public var storeUnavailable: Int
+        /// The gateway's "no backend is available" (every ticket node failing its checks).
+        public var noBackend: Int
         public var soldOut: Int
         /// Answers below 500 to requests that are not purchases (capture replay).
         public var answered: Int
@@ -237,13 +246,14 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         }
         let columns = [
             "population", "users", "requests", "bought", "paid", "holds", "challenged", "solved", "banned", "in-flight", "limited",
-            "shed", "sold-out", "other", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
+            "shed", "down", "sold-out", "other", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
         ]
         let rows = self.populations.map { p -> [String] in
             [
                 p.name + (p.real ? " (real)" : ""), Self.number(p.users), Self.number(p.requests), Self.number(p.bought), Self.number(p.paid),
                 Self.number(p.alreadyHolds), Self.number(p.challenged), Self.number(p.solved), Self.number(p.banned), Self.number(p.inFlightRefused),
-                Self.number(p.rateLimited), Self.number(p.shed + p.warmupRefused), Self.number(p.soldOut), Self.number(p.answered), Self.number(p.errors),
+                Self.number(p.rateLimited), Self.number(p.shed + p.warmupRefused), Self.number(p.storeUnavailable + p.noBackend),
+                Self.number(p.soldOut), Self.number(p.answered), Self.number(p.errors),
                 Self.decimal(p.latencyMillis.p50), Self.decimal(p.latencyMillis.p90), Self.decimal(p.latencyMillis.p99), Self.decimal(p.latencyMillis.max),
             ]
         }
@@ -258,6 +268,13 @@ public struct ReplayReport: Sendable, Codable, Hashable {
         for population in self.populations where !population.problems.isEmpty {
             let samples = population.problems.prefix(3).map { "\($0.count)× \($0.detail)" }
             lines.append("\(population.name) problems: " + samples.joined(separator: "; "))
+        }
+        for population in self.populations where population.unconfirmed + population.storeUnavailable + population.noBackend > 0 {
+            lines.append(
+                "\(population.name) met an outage: \(Self.number(population.storeUnavailable)) 'stock store unavailable', "
+                    + "\(Self.number(population.noBackend)) 'no backend available', "
+                    + "\(Self.number(population.unconfirmed)) 'not confirmed by enough replicas' (each asked again)"
+            )
         }
         if let sale = self.sale {
             lines.append(

@@ -179,6 +179,9 @@ public final class Replayer: Sendable {
         var connections = [ReplayConnection?](repeating: nil, count: width)
         var pass: String?
         var holdsTicket = false
+        /// A purchase answered "not confirmed": if a later attempt says the account holds it,
+        /// it is this user's.
+        var unconfirmedOrder: String?
         attempts: for attempt in 0..<population.attempts {
             guard ContinuousClock.now < deadline else {
                 break
@@ -217,6 +220,12 @@ public final class Replayer: Sendable {
                 case .alreadyHolds:
                     holdsTicket = true
                     finished = true
+                    // The purchase answered "not confirmed" survived: this user owns it, and pays.
+                    if self.scenario.pay, let order = result.answer.order, order == unconfirmedOrder {
+                        await self.pay(order: order, headers: headers, on: &connections[slot], from: source, tally: tally)
+                    }
+                case .unconfirmed:
+                    unconfirmedOrder = result.answer.order
                 case .soldOut:
                     finished = true
                 case .banned where population.stopWhenBanned:
@@ -328,7 +337,7 @@ public final class Replayer: Sendable {
             detail = exchange.answer.detail ?? "\(exchange.answer.outcome.rawValue): \(Answer.excerpt(exchange.body))"
             // Come back later: shed, warming up, or no answer / a 5xx. A final refusal (expired
             // 410, no such order 404, not yours 403) is not tried again.
-            let transient = [.shed, .warmupRefused].contains(exchange.answer.outcome)
+            let transient = [.shed, .warmupRefused, .unconfirmed, .storeUnavailable, .noBackend].contains(exchange.answer.outcome)
                 || (exchange.answer.outcome == .error && (exchange.status == 0 || exchange.status >= 500))
             guard attempt < Self.paymentTries, transient else {
                 break

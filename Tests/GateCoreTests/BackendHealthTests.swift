@@ -62,6 +62,18 @@ struct BackendHealthTests {
         #expect(failThrice() == .ejected(until: now + .seconds(5)))
     }
 
+    @Test("failures that may not eject (too many siblings out) leave it serving; the first failure allowed to eject does")
+    func ejectionHeldBack() {
+        var health = BackendHealth(configuration: .init(ejectAfter: 2, ejection: .seconds(5), slowStart: .zero))
+        for _ in 0..<10 {
+            #expect(health.recordRequest(failed: true, at: self.t0, mayEject: false) == nil)
+        }
+        #expect(health.phase(at: self.t0) == .serving(rampUntil: nil))
+        #expect(health.effectiveWeight(1, at: self.t0) == 100)
+        // Still failing once ejection is allowed again: the next failure ejects it.
+        #expect(health.recordRequest(failed: true, at: self.t0, mayEject: true) == .ejected(until: self.t0 + .seconds(5)))
+    }
+
     @Test("an ejected backend ramps up after it returns; a failed check streak takes it down even while ejected")
     func ejectionThenSlowStartAndChecks() {
         var health = BackendHealth(configuration: .init(fall: 2, ejectAfter: 1, ejection: .seconds(2), slowStart: .seconds(4)))

@@ -43,5 +43,9 @@ import Testing
         #expect(RedisClusterRedirect(errorReply: "ERR unknown command") == nil)
         #expect(RedisClusterRedirect(errorReply: "MOVED x 127.0.0.1:1") == nil)
         #expect(RedisClusterRedirect(errorReply: "MOVED 1 nowhere") == nil)
+        // Redis 7 leaves the host out when it is the one asked.
+        let asked = RedisSlotMap.Node(host: "10.0.0.7", port: 7_000)
+        #expect(RedisClusterRedirect(errorReply: "MOVED 5 :7002")?.naming(asked) == .moved(slot: 5, node: .init(host: "10.0.0.7", port: 7_002)))
+        #expect(RedisClusterRedirect(errorReply: "ASK 5 10.0.0.9:7002")?.naming(asked) == .ask(slot: 5, node: .init(host: "10.0.0.9", port: 7_002)))
     }
 }

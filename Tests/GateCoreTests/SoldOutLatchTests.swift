@@ -22,6 +22,21 @@ import Testing
         #expect(latch.decide(now: Self.t0 + .milliseconds(5_100)) == .soldOut)
     }
 
+    @Test func aProbeRefusedBeforeTheBackendIsHandedToTheNextRequest() {
+        var latch = SoldOutLatch(recheck: .seconds(10))
+        latch.observedSoldOut(now: Self.t0)
+        #expect(latch.decide(now: Self.t0 + .seconds(10)) == .probe)
+        #expect(latch.decide(now: Self.t0 + .milliseconds(10_001)) == .soldOut)
+        // The probe was challenged: the next request probes instead of waiting 10 s.
+        latch.probeUnused(now: Self.t0 + .milliseconds(10_002))
+        #expect(latch.decide(now: Self.t0 + .milliseconds(10_003)) == .probe)
+        #expect(latch.decide(now: Self.t0 + .milliseconds(10_004)) == .soldOut)
+        // Open, it has no probe to give back.
+        latch.observedAvailable()
+        latch.probeUnused(now: Self.t0 + .seconds(11))
+        #expect(latch.state == .open)
+    }
+
     @Test func aProbeThatSellsOpensTheLatch() {
         var latch = SoldOutLatch(recheck: .seconds(1))
         latch.observedSoldOut(now: Self.t0)

@@ -76,28 +76,46 @@ import Testing
     }
 
     @Test func fiveHundredsEjectABackend() async throws {
-        // No warm-up gate: with every backend ejected it would answer 503 itself (code -5).
         try await GatewayHarness.with(
-            weights: [1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n",
-            configure: { $0.warmup = .off }
+            weights: [1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n"
+        ) { harness in
+            let connection = try await harness.connect()
+            for _ in 0..<40 {
+                #expect(try await connection.request(.GET, "/status/503").status == 503)
+            }
+            // Both answer 503 for that path: the first to fail 3 in a row is ejected; the other
+            // would leave the upstream empty, so it stays (at most half are ejected).
+            let weights = harness.gateway.backendStatus().map(\.effectiveWeight)
+            #expect(weights.sorted() == [0, 100], "\(weights)")
+            let serving = try #require(weights.firstIndex(of: 100))
+            for _ in 0..<10 {
+                #expect(try await connection.request(.GET, "/x").body == "b\(serving + 1)")
+            }
+            #expect(harness.backends.map(\.requests).reduce(0, +) == 50)
+        }
+    }
+
+    @Test func whenEveryBackendFailsAtMostHalfAreEjected() async throws {
+        // Four backends answering 503 alike (their shared Redis is away, say): ejecting them all
+        // would leave nothing to sell with once it is back. Two are ejected, two stay.
+        try await GatewayHarness.with(
+            weights: [1, 1, 1, 1], upstreamExtra: "    passive:\n      eject_after: 3\n      ejection: 30s\n    slow_start: 0s\n"
         ) { harness in
             let connection = try await harness.connect()
             var failing = 0
-            for _ in 0..<40 {
-                let response = try await connection.request(.GET, "/status/503")
-                if response.status == 503 {
+            for _ in 0..<80 {
+                if try await connection.request(.GET, "/status/503").status == 503 {
                     failing += 1
                 }
             }
-            // Both answer 503 for that path: each is ejected after 3 in a row, then nothing
-            // is left (503 from the gateway itself, code -7).
-            let statuses = harness.gateway.backendStatus().map(\.effectiveWeight)
-            #expect(statuses == [0, 0])
-            let refused = try await connection.request(.GET, "/x")
-            #expect(refused.status == 503)
-            #expect(refused.body.contains(#""code":-7"#))
-            #expect(harness.backends.map(\.requests).reduce(0, +) == 6)
-            #expect(failing == 40)
+            #expect(failing == 80)
+            let weights = harness.gateway.backendStatus().map(\.effectiveWeight)
+            #expect(weights.filter { $0 == 0 }.count == 2, "\(weights)")
+            #expect(weights.filter { $0 == 100 }.count == 2, "\(weights)")
+            // The cause is gone: the two left in the rotation answer at once.
+            let answered = try await connection.request(.GET, "/x")
+            #expect(answered.status == 200, "\(answered.body)")
+            #expect(harness.backends.map(\.requests).reduce(0, +) == 81, "every request reached a backend")
         }
     }
 }

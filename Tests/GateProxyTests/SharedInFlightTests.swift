@@ -78,12 +78,12 @@ import Testing
         ) { harness in
             // What a gateway killed mid-purchase leaves behind: another owner's flag with its TTL
             // (long here, so a loaded machine cannot let it lapse before the first check).
-            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                 _ = try await client.send("SET", "spikegate:inflight:{alice}", "crashed:1", "PX", 60_000)
             }
             #expect(try await Self.request(port: harness.port, group: harness.group, account: "alice", path: "/slow/1") == 429)
             // Time passes: the TTL runs out (shortened instead of waited for).
-            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                 _ = try await client.send("PEXPIRE", "spikegate:inflight:{alice}", 200)
             }
             let free = try await eventually {
@@ -131,14 +131,14 @@ import Testing
             let arrived = try await eventually { harness.backends[0].requests == 1 }
             #expect(arrived)
             let keys = {
-                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                     try await client.send("DBSIZE").int ?? -1
                 }
             }
             #expect(try await keys() == 1)
             // Redis holds writes for 1.5 s: the release reaches it while the gateway drains, and
             // is answered only after the rest of the shutdown would have closed the connection.
-            _ = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+            _ = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                 try await client.send("CLIENT", "PAUSE", 1500, "WRITE")
             }
             // Drain: the purchase is answered, and its flag is gone from Redis by the time the
@@ -209,7 +209,7 @@ import Testing
             #expect(try await Self.statuses(port: harness.port, group: harness.group, count: 6) == Array(repeating: 200, count: 6))
             // The requests counted in Redis so far (every gateway's, all buckets).
             let inRedis = {
-                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+                try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                     var total: Int64 = 0
                     for key in try await client.send("KEYS", "spikegate:window:*").array ?? [] {
                         total += try await client.send("GET", .string(key.string ?? "")).int ?? 0

@@ -61,11 +61,35 @@ struct SoldOutTests {
         }
     }
 
+    @Test("a probe refused before the backend (here by a window's limit) is handed to the next request, which finds the tickets that came back")
+    func aRefusedProbeIsNotSpent() async throws {
+        let routes = "  - path: /sale\n    upstream: tickets\n    sold_out: {json_code: -1, recheck: 2s}\n    windows: [burst]\n"
+        try await GatewayHarness.with(weights: [1], routes: routes, extra: "windows:\n  burst: {length: 1m, limit_above: 2}\n") { harness in
+            let backend = harness.backends[0]
+            backend.stock = 1
+            // The first client buys the last ticket and is told sold out: the route latches.
+            let greedy = try await harness.connect(from: "127.0.0.61")
+            #expect(try await greedy.request(.GET, "/sale").body == #"{"code":1,"msg":"ok"}"#)
+            #expect(try await greedy.request(.GET, "/sale").body == Self.soldOutBody)
+            #expect(harness.gateway.soldOutState(route: "* /sale").latched)
+            // A ticket comes back; after the recheck, the greedy client's request is the probe,
+            // but the window refuses it (its third request) before any backend sees it.
+            backend.stock = 1
+            try await Task.sleep(for: .milliseconds(2_100))
+            let limited = try await greedy.request(.GET, "/sale")
+            #expect(limited.status == 429, "\(limited.body)")
+            // The probe was not spent: another client's request right after probes and buys.
+            let other = try await harness.connect(from: "127.0.0.62")
+            #expect(try await other.request(.GET, "/sale").body == #"{"code":1,"msg":"ok"}"#)
+            #expect(backend.requests == 3)
+        }
+    }
+
     @Test("the stock in Redis latches a route before any backend says so, and opens it when tickets come back")
     func theStockInRedis() async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.stop() }
-        try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+        try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
             _ = try await client.send("HSET", "{sale:t1}:meta", "total", "5", "sold", "5")
         }
         try await GatewayHarness.with(
@@ -81,7 +105,7 @@ struct SoldOutTests {
             }
             #expect(harness.backends[0].requests == 0)
             // A reservation expired: one ticket back.
-            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+            try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
                 _ = try await client.send("HSET", "{sale:t1}:meta", "sold", "4")
             }
             let opened = try await eventually { !harness.gateway.soldOutState(route: "* /sale").latched }

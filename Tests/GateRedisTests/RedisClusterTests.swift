@@ -44,6 +44,9 @@ struct RedisClusterTests {
                     try await connection.transaction([RedisCommand("INCR", "{sale:x}:a"), RedisCommand("INCR", "{sale:x}:b")])
                 }
                 #expect("\(committed)".contains("committed"))
+                // Without a key, a transaction could go to any primary: refused.
+                let keyless = await redisError { try await client.withConnection { _ in 1 } }
+                #expect(keyless?.code == .unsupportedCommand, "\(String(describing: keyless))")
             }
         }
     }
@@ -72,6 +75,11 @@ struct RedisClusterTests {
                         // Every key is on the target; the source says ASK.
                         #expect(try await client.send("GET", .string(key)).string == "before")
                         #expect(try await client.send("GET", "{sale:moving}:new").string == "asked")
+                        // A script the target has never seen: NOSCRIPT there, so it goes as EVAL
+                        // (a SCRIPT LOAD by slot would reach the source, not the target).
+                        try await cluster.cli(target, ["script", "flush"])
+                        let script = RedisScript("return redis.call('GET', KEYS[1])")
+                        #expect(try await client.evaluate(script, keys: [key]).string == "before")
                     }
                 }
                 // Done: the source answers MOVED, which the client follows and remembers.

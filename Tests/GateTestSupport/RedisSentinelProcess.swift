@@ -6,8 +6,9 @@ import Glibc
 
 /// A real Sentinel set-up for a test: a primary and `replicas` replicas (`redis-server
 /// --replicaof`), watched by `sentinels` sentinels (`redis-server sentinel.conf --sentinel`,
-/// quorum 2, the primary judged down after 1 s), all on free loopback ports; `start` returns
-/// once every sentinel knows every replica and the other sentinels.
+/// quorum 2, the primary judged down after 2 s — with 1 s a busy two-core machine saw a
+/// spurious second fail-over), all on free loopback ports; `start` returns once every sentinel
+/// knows every replica and the other sentinels.
 public final class RedisSentinelProcess: @unchecked Sendable {
     public static let name = "sale"
 
@@ -32,6 +33,8 @@ public final class RedisSentinelProcess: @unchecked Sendable {
     }
 
     public static func start(replicas replicaCount: Int = 2, sentinels sentinelCount: Int = 3, arguments: [String] = []) async throws -> RedisSentinelProcess {
+        // Full syncs start at once (the default waits 5 s), on whichever server is primary.
+        let arguments = ["--repl-diskless-sync-delay", "0"] + arguments
         let primary = try await RedisServerProcess.start(arguments: arguments)
         var replicas: [RedisServerProcess] = []
         var sentinels: [(process: Process, port: Int, directory: URL)] = []
@@ -50,7 +53,7 @@ public final class RedisSentinelProcess: @unchecked Sendable {
                     daemonize no
                     dir \(directory.path)
                     sentinel monitor \(Self.name) 127.0.0.1 \(primary.port) 2
-                    sentinel down-after-milliseconds \(Self.name) 1000
+                    sentinel down-after-milliseconds \(Self.name) 2000
                     sentinel failover-timeout \(Self.name) 4000
                     sentinel parallel-syncs \(Self.name) 1
 

@@ -48,9 +48,7 @@ public enum SpikegateBinary {
 /// completion, bounded by `timeout`, and captures what it prints. For small outputs (both
 /// pipes are read after the exit).
 public func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> SpikegateBinary.Output {
-    let path = executable.contains("/") ? executable : ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map { "\($0)/\(executable)" }.first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    } ?? executable
+    let path = programPath(executable)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -72,6 +70,13 @@ public func runProgram(_ executable: String, _ arguments: [String], timeout: Dur
     let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     return SpikegateBinary.Output(status: process.terminationStatus, standardOutput: out, standardError: err)
+}
+
+/// `executable` if it is a path, else where it is in `/usr/bin`, `/bin`, `/usr/sbin` or `/sbin`.
+func programPath(_ executable: String) -> String {
+    executable.contains("/") ? executable : ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map { "\($0)/\(executable)" }.first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    } ?? executable
 }
 
 /// A `spikegate` process left running (a ticket node, later a gateway), stopped by its PID.
@@ -98,6 +103,13 @@ public final class SpikegateProcess: @unchecked Sendable {
     public static func start(_ arguments: [String]) throws -> SpikegateProcess {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("spikegate-\(UUID().uuidString.prefix(8)).log")
         let process = try launchProcess(executable: try SpikegateBinary.path(), arguments: arguments, output: output)
+        return SpikegateProcess(process: process, output: output)
+    }
+
+    /// Starts another program (`redis-server`, …) the same way, stopped the same way.
+    public static func launch(_ program: String, _ arguments: [String]) throws -> SpikegateProcess {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(UUID().uuidString.prefix(8)).log")
+        let process = try launchProcess(executable: programPath(program), arguments: arguments, output: output)
         return SpikegateProcess(process: process, output: output)
     }
 

@@ -54,7 +54,7 @@ struct DeployFilesTests {
             arguments: ["--bind", "127.0.0.1", "--requirepass", secret]
         ) { server in
             let url = server.url.replacingOccurrences(of: "redis://", with: "redis://:\(secret)@")
-            try await RedisClient.withClient(configuration: try RedisConfiguration(url: url)) { redis, _ in
+            try await RedisClient.withClient(configuration: try RedisConfiguration(url: url + "?timeout=5s")) { redis, _ in
                 try await redis.connect()
                 for (key, value) in [
                     ("appendonly", "yes"), ("appendfsync", "everysec"), ("maxmemory-policy", "noeviction"),
@@ -72,6 +72,34 @@ struct DeployFilesTests {
                 // FLUSHALL is renamed away.
                 await #expect(throws: RedisError.self) { _ = try await redis.send("FLUSHALL") }
             }
+        }
+    }
+
+    @Test("redis-server runs the Sentinel config: it watches the primary named 'sale'")
+    func sentinelConfig() async throws {
+        try await withDirectory { directory in
+            // Sentinel rewrites its file: a copy, its `dir` here (read before the options below
+            // apply, it must exist), on a free port and loopback.
+            let text = try String(contentsOf: Self.deploy.appendingPathComponent("redis/sentinel.conf"), encoding: .utf8)
+            #expect(text.contains("\ndir /var/lib/redis\n"))
+            let copy = directory.appendingPathComponent("sentinel.conf")
+            try text.replacingOccurrences(of: "\ndir /var/lib/redis\n", with: "\ndir \(directory.path)\n").write(to: copy, atomically: true, encoding: .utf8)
+            let port = try freeLoopbackPort()
+            let sentinel = try SpikegateProcess.launch("redis-server", [copy.path, "--sentinel", "--port", "\(port)", "--bind", "127.0.0.1"])
+            defer { sentinel.kill() }
+            // Asked over RESP, not with redis-cli in a loop: starting programs from many tests at
+            // once is what swift-corelibs-foundation's Process.run crashes on.
+            var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
+            configuration.commandTimeout = .seconds(2)
+            let masters = try await RedisClient.withClient(configuration: configuration) { client, _ in
+                var reply = ""
+                _ = try await eventually(attempts: 250) {
+                    reply = "\((try? await client.send("SENTINEL", "MASTERS")) ?? .null)"
+                    return reply.contains("sale")
+                }
+                return reply
+            }
+            #expect(masters.contains("sale") && masters.contains("10.0.2.10"), "\(masters) \(sentinel.printed)")
         }
     }
 

@@ -114,8 +114,12 @@ struct MiniAttackTests {
         }
         let admitted = answers.filter { $0.status == 200 }
         let refused = answers.filter { $0.status == 429 }
+        // A flag Redis could not decide in time (a busy machine: every exclusive connection
+        // taken) is refused too, as `on_store_error: closed` says (503, code -8).
+        let storeClosed = answers.filter { $0.status == 503 && $0.body.contains("\"code\":-8") }
         #expect(admitted.count == 1, "\(answers.map(\.status))")
-        #expect(refused.count == 99)
+        #expect(refused.count + storeClosed.count == 99, "\(answers.map(\.status))")
+        #expect(refused.count >= 50, "most are refused as in flight: \(answers.map(\.status))")
         #expect(refused.allSatisfy { $0.body.contains("\"code\":-4") && $0.body.contains("request in flight") })
         #expect(backend.requests == 1)
         #expect(backend.peakConcurrentRequests == 1)
@@ -132,7 +136,7 @@ struct MiniAttackTests {
         #expect(arrived)
         a.process.kill()
         held.cancel()
-        let ttl = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url)) { client, _ in
+        let ttl = try await RedisClient.withClient(configuration: RedisConfiguration(url: redis.url + "?timeout=5s")) { client, _ in
             try await client.send("PTTL", .string(flagKey)).int ?? -2
         }
         #expect(ttl > 0 && ttl <= 3_000, "the dead gateway's flag has its TTL: \(ttl) ms")

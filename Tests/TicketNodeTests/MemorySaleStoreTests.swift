@@ -13,6 +13,7 @@ private func comparable(_ outcome: PurchaseOutcome) -> String {
     case .reserved(let order, let sold, let total, _): "reserved \(order) \(sold)/\(total)"
     case .soldOut(let sold, let total): "sold out \(sold)/\(total)"
     case .alreadyHolds(let order): "holds \(order)"
+    case .unconfirmed(let order, let acknowledged, let required): "unconfirmed \(order) \(acknowledged)/\(required)"
     }
 }
 

@@ -19,9 +19,17 @@ import Testing
         #expect(Answer.read(status: 503, body: #"{"code":-5,"reason":"overloaded","shed":"deadline"}"#).outcome == .shed)
         #expect(Answer.read(status: 503, body: #"{"code":-5,"reason":"warming up","warmup":{"phase":"warming"}}"#).outcome == .warmupRefused)
         #expect(Answer.read(status: 403, body: #"{"code":-11,"reason":"denied"}"#).outcome == .denied)
-        // The node's own -5 (its Redis is down) is an error, not a shed.
-        let storeDown = Answer.read(status: 503, body: #"{"code":-5,"msg":"stock store unavailable"}"#)
-        #expect(storeDown.outcome == .error && storeDown.detail?.contains("status 503, code -5") == true)
+        // The node's own -5 (its Redis is down) is an outage of the store, not a shed.
+        let storeDown = Answer.read(status: 503, body: #"{"code":-5,"msg":"stock store unavailable: redis connection refused"}"#)
+        #expect(storeDown.outcome == .storeUnavailable)
+        #expect(Answer.read(status: 503, body: #"{"code":-5,"msg":"something else"}"#).outcome == .error)
+        // A purchase too few replicas acknowledged; the gateway without a healthy backend.
+        let unconfirmed = Answer.read(status: 503, body: #"{"code":-13,"msg":"purchase not confirmed","order":"41"}"#, retryAfter: "1")
+        #expect(unconfirmed.outcome == .unconfirmed && unconfirmed.order == "41" && unconfirmed.retryAfter == 1)
+        #expect(Answer.read(status: 503, body: #"{"code":-7,"reason":"no backend of upstream tickets is available"}"#).outcome == .noBackend)
+        #expect(Answer.read(status: 403, body: #"{"code":-7,"msg":"the order belongs to another account"}"#).outcome == .error)
+        // The gateway's own shared state unavailable (on_store_error: closed) is not the node's -13.
+        #expect(Answer.read(status: 503, body: #"{"code":-8,"reason":"the shared state store is unavailable"}"#).outcome == .storeUnavailable)
         #expect(Answer.read(status: 502, body: "").detail == "status 502: (empty body)")
         // A body that is not ours.
         #expect(Answer.read(status: 200, body: "<html>").outcome == .error)

@@ -14,7 +14,7 @@ struct ClusterSaleTests {
 
     @Test("one crowd through two gateways while the sale's slot migrates: sold out, no oversell, no account with two tickets, no error")
     func saleDuringResharding() async throws {
-        let stack = try await SaleStack.start(tickets: Self.tickets, cluster: true, gateways: 2)
+        let stack = try await SaleStack.start(tickets: Self.tickets, store: .cluster, gateways: 2)
         defer { stack.stop() }
         var configuration = try RedisConfiguration(url: stack.redisURL)
         configuration.commandTimeout = .seconds(5)
@@ -52,6 +52,7 @@ struct ClusterSaleTests {
             #expect(status == 0, "\(printed)")
             for population in report.populations {
                 #expect(population.errors == 0, "\(population.name): \(population.problems)")
+                #expect(population.storeUnavailable + population.noBackend + population.unconfirmed == 0, "\(population.name) met an outage")
             }
         }
         print("cluster sale: \(moved) of \(Self.tickets) sold when the slot moved from :\(source) to :\(target); "

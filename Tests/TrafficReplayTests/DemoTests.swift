@@ -45,6 +45,7 @@ struct DemoTests {
         #expect(sale.accountsWithTwoTickets == 0)
         #expect(report.populations.count == 6, "people and the five attacking populations")
         #expect(report.populations.reduce(0) { $0 + $1.errors } == 0, "\(report.populations.map { ($0.name, $0.problems) })")
+        #expect(report.populations.reduce(0) { $0 + $1.storeUnavailable + $1.noBackend } == 0, "the demo met an outage")
         demo.kill()
     }
 }

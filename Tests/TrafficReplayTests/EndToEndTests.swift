@@ -38,6 +38,7 @@ struct EndToEndTests {
         for population in report.populations {
             #expect(population.accountsBoughtTwice == 0, "\(population.name)")
             #expect(population.errors == 0, "\(population.name): \(population.problems)")
+            #expect(population.storeUnavailable + population.noBackend + population.unconfirmed == 0, "\(population.name) met an outage")
         }
         // The bots that cannot read a CAPTCHA, and the banned ones, got nothing.
         for name in ["zombies", "hydra", "distributed"] {
@@ -57,6 +58,7 @@ struct EndToEndTests {
         #expect(people.paid == people.bought, "\(people.problems)")
         #expect(sale.paid == sale.sold)
         #expect(people.errors == 0, "\(people.problems)")
+        #expect(people.storeUnavailable + people.noBackend + people.unconfirmed == 0, "the rush met an outage")
         #expect(sale.realShare == 1)
     }
 

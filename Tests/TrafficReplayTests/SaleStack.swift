@@ -35,10 +35,24 @@ final class SaleStack: @unchecked Sendable {
 
     /// The Redis everything shares: a URL (`redis://` or `redis-cluster://`) and how to stop it.
     let redisURL: String
+    /// What the stack's Redis is.
+    enum Store {
+        /// One redis-server.
+        case single
+        /// A three-primary Redis Cluster.
+        case cluster
+        /// A primary and two replicas behind three sentinels.
+        case sentinel
+    }
+
     /// The Redis Cluster, when the stack runs on one.
     let cluster: RedisClusterProcess?
+    /// The Sentinel set-up, when the stack runs on one.
+    let sentinel: RedisSentinelProcess?
     private let stopRedis: @Sendable () -> Void
     let nodes: [SpikegateProcess]
+    /// The ticket nodes' ports, weights 1 to 4 in order.
+    let nodePorts: [Int]
     let gateways: [Gateway]
     private let directory: URL
 
@@ -63,26 +77,43 @@ final class SaleStack: @unchecked Sendable {
         self.gateways[0].accessLog
     }
 
-    private init(redisURL: String, cluster: RedisClusterProcess?, stopRedis: @escaping @Sendable () -> Void, nodes: [SpikegateProcess], gateways: [Gateway], directory: URL) {
+    private init(
+        redisURL: String,
+        cluster: RedisClusterProcess?,
+        sentinel: RedisSentinelProcess?,
+        stopRedis: @escaping @Sendable () -> Void,
+        nodes: [SpikegateProcess],
+        nodePorts: [Int],
+        gateways: [Gateway],
+        directory: URL
+    ) {
+        self.nodePorts = nodePorts
         self.redisURL = redisURL
         self.cluster = cluster
+        self.sentinel = sentinel
         self.stopRedis = stopRedis
         self.nodes = nodes
         self.gateways = gateways
         self.directory = directory
     }
 
-    /// Starts everything for a sale of `tickets` on a fresh redis-server (or on a three-primary
-    /// Redis Cluster with `cluster`), with `gateways` gateways, and waits until each is ready.
-    static func start(tickets: Int, cluster: Bool = false, gateways gatewayCount: Int = 1) async throws -> SaleStack {
+    /// Starts everything for a sale of `tickets` on a fresh `store`, with `gateways` gateways
+    /// (ticket nodes get `nodeArguments` too), and waits until each gateway is ready.
+    static func start(tickets: Int, store: Store = .single, gateways gatewayCount: Int = 1, nodeArguments: [String] = []) async throws -> SaleStack {
         let redisURL: String
         let stopRedis: @Sendable () -> Void
         var clusterProcess: RedisClusterProcess?
-        if cluster {
+        var sentinelProcess: RedisSentinelProcess?
+        switch store {
+        case .cluster:
             let redis = try await RedisClusterProcess.start()
             clusterProcess = redis
             (redisURL, stopRedis) = (redis.url, { redis.stop() })
-        } else {
+        case .sentinel:
+            let redis = try await RedisSentinelProcess.start()
+            sentinelProcess = redis
+            (redisURL, stopRedis) = (redis.url, { redis.stop() })
+        case .single:
             let redis = try await RedisServerProcess.start()
             (redisURL, stopRedis) = (redis.url, { redis.stop() })
         }
@@ -95,12 +126,14 @@ final class SaleStack: @unchecked Sendable {
                 throw ReplayError("sale init failed: \(initialized.standardError)")
             }
             var backends: [String] = []
+            var nodePorts: [Int] = []
             for weight in 1...4 {
                 let port = try freeLoopbackPort()
                 nodes.append(try SpikegateProcess.start([
                     "ticket-node", "--listen", "127.0.0.1:\(port)", "--redis", redisURL, "--sale", Self.sale,
                     "--local-stock", "\(tickets * weight / 10)", "--name", "node-\(weight)", "--threads", "1",
-                ]))
+                ] + nodeArguments))
+                nodePorts.append(port)
                 backends.append("      - {address: '127.0.0.1:\(port)', weight: \(weight)}")
             }
             let rules = directory.appendingPathComponent("rules")
@@ -131,7 +164,10 @@ final class SaleStack: @unchecked Sendable {
                 let process = try SpikegateProcess.start(["gateway", "--config", configurationFile.path, "--threads", "2"])
                 gateways.append(Gateway(process: process, port: port, adminPort: adminPort, directory: own))
             }
-            let stack = SaleStack(redisURL: redisURL, cluster: clusterProcess, stopRedis: stopRedis, nodes: nodes, gateways: gateways, directory: directory)
+            let stack = SaleStack(
+                redisURL: redisURL, cluster: clusterProcess, sentinel: sentinelProcess, stopRedis: stopRedis, nodes: nodes,
+                nodePorts: nodePorts, gateways: gateways, directory: directory
+            )
             for gateway in gateways {
                 guard try await stack.awaitReady(gateway) else {
                     let printed = gateway.process.printed

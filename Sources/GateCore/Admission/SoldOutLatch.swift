@@ -42,6 +42,16 @@ public struct SoldOutLatch: Sendable {
         return .soldOut
     }
 
+    /// The probe handed out was refused before it reached a backend (a challenge, a ban, a
+    /// limit, shed): it asked nobody, so the next request may probe at once. Without this, a
+    /// route behind a CAPTCHA gate spends every probe on a challenge and stays latched while
+    /// tickets are back.
+    public mutating func probeUnused(now: MonotonicInstant) {
+        if case .latched(let since, _) = self.state {
+            self.state = .latched(since: since, nextProbe: now)
+        }
+    }
+
     /// A backend answered that the sale is over (or a stock check found none).
     public mutating func observedSoldOut(now: MonotonicInstant) {
         if case .latched = self.state {

@@ -153,8 +153,9 @@ public struct BackendHealth: Sendable {
     }
 
     /// Records how a request forwarded to the backend ended: `failed` for a connect failure or
-    /// a 5xx answer, otherwise a success.
-    public mutating func recordRequest(failed: Bool, at now: MonotonicInstant) -> Transition? {
+    /// a 5xx answer, otherwise a success. With `mayEject` false (too many of its upstream's
+    /// backends are ejected already) the failures are counted but eject nothing.
+    public mutating func recordRequest(failed: Bool, at now: MonotonicInstant, mayEject: Bool = true) -> Transition? {
         self.state = self.normalized(at: now)
         guard case .serving = self.state else {
             // Down or ejected: requests that were already under way say nothing new.
@@ -165,7 +166,7 @@ public struct BackendHealth: Sendable {
             return nil
         }
         self.failedRequests += 1
-        guard self.failedRequests >= self.configuration.ejectAfter else {
+        guard self.failedRequests >= self.configuration.ejectAfter, mayEject else {
             return nil
         }
         self.failedRequests = 0

@@ -86,6 +86,19 @@ public enum RedisClusterRedirect: Sendable, Hashable {
     /// `TRYAGAIN`: a multi-key command during a migration; retry shortly.
     case tryAgain
 
+    /// The same redirection with an empty host (`MOVED 3999 :6381`: Redis 7's "the host you
+    /// asked") filled in with `asked`'s.
+    public func naming(_ asked: RedisSlotMap.Node) -> RedisClusterRedirect {
+        switch self {
+        case .moved(let slot, let node) where node.host.isEmpty:
+            return .moved(slot: slot, node: RedisSlotMap.Node(host: asked.host, port: node.port))
+        case .ask(let slot, let node) where node.host.isEmpty:
+            return .ask(slot: slot, node: RedisSlotMap.Node(host: asked.host, port: node.port))
+        default:
+            return self
+        }
+    }
+
     /// Reads an error reply's text (`MOVED 3999 127.0.0.1:6381`); `nil` for any other error.
     public init?(errorReply text: Substring) {
         if text.hasPrefix("TRYAGAIN") {

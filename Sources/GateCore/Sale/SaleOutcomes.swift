@@ -8,6 +8,10 @@ public enum PurchaseOutcome: Sendable, Hashable {
     case soldOut(sold: Int, total: Int)
     /// The account already holds `order` (reserved or paid): one ticket per account.
     case alreadyHolds(order: String)
+    /// The primary reserved `order`, but fewer than `required` replicas acknowledged the write
+    /// in time (`acknowledged` did): a fail-over now could lose it. Neither sold nor refused
+    /// until reconciled.
+    case unconfirmed(order: String, acknowledged: Int, required: Int)
 }
 
 /// What a payment attempt came to.
@@ -22,6 +26,19 @@ public enum PaymentOutcome: Sendable, Hashable {
     case expired
     /// The order belongs to another account.
     case notYourOrder
+    /// The primary recorded the payment, but fewer than `required` replicas acknowledged it in
+    /// time (`acknowledged` did).
+    case unconfirmed(acknowledged: Int, required: Int)
+}
+
+/// What a later look at an unconfirmed write found.
+public enum Reconciliation: Sendable, Hashable {
+    /// The write is on the primary and now on enough replicas.
+    case confirmed
+    /// The write is not on the primary: lost in a fail-over (the account may buy or pay again).
+    case lost
+    /// The write is on the primary but still not on enough replicas: look again later.
+    case pending
 }
 
 /// A sale's counters, as `sale status` and `GET /stock` show them.

@@ -78,6 +78,14 @@ final class SoldOutBoard: Sendable {
         }
     }
 
+    /// The probe `decide` handed out on `route` never reached a backend: the next request
+    /// may probe.
+    func probeUnused(route: String, now: MonotonicInstant) {
+        self.entries.withLock { entries in
+            entries[route]?.latch.probeUnused(now: now)
+        }
+    }
+
     /// Tickets are there again on `route`: requests are forwarded.
     func open(route: String) {
         let wasLatched = self.entries.withLock { entries -> Bool in

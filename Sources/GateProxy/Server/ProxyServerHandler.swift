@@ -506,11 +506,18 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 return self.answerHead(held.answer, decision: .soldOut, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
             }
         }
+        // A probe refused before it reaches a backend asked nobody: the next request probes.
+        let probeUnused = { [settings = self.settings] in
+            if probe {
+                settings.soldOut.probeUnused(route: route.id, now: .now())
+            }
+        }
         let peerTrusted = routes.resolver.trustedProxies.contains(self.peer)
         let identity = routes.ruleSet.identity
         let account: String?
         switch Self.account(in: head.fields, identity: identity, peerTrusted: peerTrusted) {
         case .failure(let refusal):
+            probeUnused()
             self.refuse(refusal, minor: minor, context: context)
             return nil
         case .success(let found):
@@ -522,6 +529,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             method: head.method, route: route, rules: routes.ruleSet, resolver: routes.resolver,
             fields: head.fields, account: account, client: client, holdsPass: &holdsPass
         ) {
+            probeUnused()
             self.access?.rule = refusal.rule
             return self.answerHead(refusal.answer, decision: refusal.decision, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
@@ -530,6 +538,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             if let taken = self.settings.inFlight.acquire(account, ttl: policy.ttl) {
                 hold = taken
             } else if policy.mode == .enforce {
+                probeUnused()
                 return self.answerHead(Self.inFlightAnswer, decision: .inFlightRefused, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
             } else {
                 self.settings.metrics.inFlightShadowed.increment()
@@ -553,6 +562,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.settings.inFlight.release(hold)
             }
             self.settings.metrics.countShed(reason)
+            probeUnused()
             return self.answerHead(Self.shedAnswers[reason]!, decision: .shed, minor: minor, keepAlive: keepAlive, framing: framing, context: context)
         }
         guard self.machine.headAccepted(keepAlive: keepAlive) else {
@@ -567,6 +577,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             case .released:
                 break
             }
+            probeUnused()
             self.protocolViolation(context: context)
             return nil
         }

@@ -105,8 +105,42 @@ final class HealthBoard: Sendable {
     }
 
     /// Records how a forwarded request ended; returns what changed.
+    ///
+    /// Passive ejection routes around one bad backend; when most of an upstream's backends fail
+    /// alike the cause is shared (their Redis failing over, say) and ejecting them all would
+    /// only stretch the outage. So a failed request ejects its backend only while at least half
+    /// of the upstream's backends (rounded up) would still serve, or none is out yet (as
+    /// Envoy's `max_ejection_percent`, here 50%, with its "at least one"): the rest stay in the
+    /// rotation and sell as soon as the shared cause is gone; active checks still take dead
+    /// ones out.
     func recordRequest(_ key: BackendKey, failed: Bool, at now: MonotonicInstant) -> BackendHealth.Transition? {
-        self.record(key) { $0.recordRequest(failed: failed, at: now) }
+        guard failed else {
+            return self.record(key) { $0.recordRequest(failed: false, at: now) }
+        }
+        let transition = self.records.withLock { records -> BackendHealth.Transition? in
+            guard var record = records[key] else {
+                return nil
+            }
+            var siblings = 0
+            var serving = 0
+            for (other, health) in records where other.upstream == key.upstream {
+                siblings += 1
+                if case .serving = health.phase(at: now) {
+                    serving += 1
+                }
+            }
+            // After this ejection at least half (rounded up) still serve — or none was out yet
+            // (Envoy's "at least one"): of 4 backends at most 2 are out, of 2 or 3 one; a lone
+            // dead backend is still ejected. Down by its checks counts as out.
+            let mayEject = serving == siblings || (serving - 1) * 2 >= siblings
+            let transition = record.recordRequest(failed: true, at: now, mayEject: mayEject)
+            records[key] = record
+            return transition
+        }
+        if transition != nil {
+            self.changes.add(1, ordering: .releasing)
+        }
+        return transition
     }
 
     private func record(_ key: BackendKey, _ update: (inout BackendHealth) -> BackendHealth.Transition?) -> BackendHealth.Transition? {

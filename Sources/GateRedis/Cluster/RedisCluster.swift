@@ -19,7 +19,8 @@ import Synchronization
 /// - Scripts run on the primary of their first key's slot (the script is loaded there on
 ///   `NOSCRIPT`); `load` loads a script on every primary.
 /// - Transactions (`leaseConnection(forKey:)`) are not redirected: one that meets a moved slot
-///   fails with the redirection as its error, the map is refreshed, and the next one goes right.
+///   fails with the redirection as its error; the map is read again every 5 s (and at once when
+///   a node cannot be reached), and later ones go right.
 final class RedisCluster: Sendable {
     static let maximumRedirects = 5
     static let refreshInterval = Duration.milliseconds(100)
@@ -31,10 +32,15 @@ final class RedisCluster: Sendable {
     private let loops: [ObjectIdentifier: ClusterLoopNodes]
     private let firstLoop: any EventLoop
     private let refresh = Mutex(RefreshState())
+    /// How often the map is read again regardless (a fail-over inside the cluster, a moved
+    /// slot that only transactions met).
+    static let periodicRefresh = Duration.seconds(5)
 
     private struct RefreshState {
         var running = false
         var last: ContinuousClock.Instant?
+        var stopped = false
+        var periodic: RepeatedTask?
     }
 
     /// Routing over `seeds` (TCP endpoints) for connections on `loops`.
@@ -140,15 +146,13 @@ final class RedisCluster: Sendable {
             guard let redisError = error as? RedisError else {
                 return loop.makeFailedFuture(error)
             }
-            if [.connectionRefused, .connectionClosed, .circuitOpen].contains(redisError.code) {
-                self.refreshSoon()
-            }
+            self.refreshIfUnreachable(redisError)
             guard redisError.code == .serverError, hops < Self.maximumRedirects,
                 let redirect = RedisClusterRedirect(errorReply: Substring(redisError.message))
             else {
                 return loop.makeFailedFuture(error)
             }
-            switch redirect {
+            switch redirect.naming(target) {
             case .moved(let movedSlot, let owner):
                 self.map.withLock { $0.moved(slot: movedSlot, to: owner) }
                 self.refreshSoon()
@@ -179,6 +183,7 @@ final class RedisCluster: Sendable {
             let indices = groups[target] ?? []
             let promise = loop.makePromise(of: [RESPValue].self)
             self.submit(RedisRequest(payload: .batch(indices.map { commands[$0] }, promise), deadline: self.deadline()), to: target, on: loop)
+            promise.futureResult.whenFailure { error in self.refreshIfUnreachable(error) }
             return promise.futureResult.map { (indices, $0) }
         }
         return EventLoopFuture.whenAllSucceed(parts, on: loop).flatMap { parts in
@@ -216,10 +221,18 @@ final class RedisCluster: Sendable {
     }
 
     /// Runs `script` on the primary of its first key's slot, loading it there on `NOSCRIPT`.
+    ///
+    /// On `NOSCRIPT` the script goes again as `EVAL` with its source (which also caches it
+    /// there): the node without it may be one an `ASK` pointed to, which a `SCRIPT LOAD` sent
+    /// by slot would never reach.
     func evaluate(_ script: RedisScript, keys: [String], arguments: [RedisArgument], on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let slot = keys.first.map(RedisHashSlot.of)
-        return script.evaluate(keys: keys, arguments: arguments) { command in
-            self.send(command, slot: slot, on: loop)
+        return self.send(script.evalCommand(keys: keys, arguments: arguments), slot: slot, on: loop).flatMapError { error in
+            guard (error as? RedisError)?.serverErrorPrefix == "NOSCRIPT" else {
+                return loop.makeFailedFuture(error)
+            }
+            let eval = RedisCommand("EVAL", arguments: [.string(script.source), .integer(Int64(keys.count))] + keys.map { .string($0) } + arguments)
+            return self.send(eval, slot: slot, on: loop)
         }
     }
 
@@ -238,12 +251,25 @@ final class RedisCluster: Sendable {
     }
 
     /// Leases an exclusive connection to the primary of `slot` (any primary for `nil`).
+    /// Without a key there is no telling which primary the transaction's keys live on: refused.
     func lease(slot: Int?, on loop: any EventLoop, deadline: NIODeadline) -> EventLoopFuture<RedisExclusiveConnection> {
-        let target = self.target(forSlot: slot)
-        if loop.inEventLoop {
-            return self.node(target, on: loop).lease(deadline: deadline)
+        guard let slot else {
+            return loop.makeFailedFuture(RedisError(
+                code: .unsupportedCommand,
+                message: "in a Redis Cluster an exclusive connection needs the key it is for: use leaseConnection(forKey:) or withConnection(forKey:)"
+            ))
         }
-        return loop.flatSubmit { self.node(target, on: loop).lease(deadline: deadline) }
+        let target = self.target(forSlot: slot)
+        let leased = loop.inEventLoop ? self.node(target, on: loop).lease(deadline: deadline) : loop.flatSubmit { self.node(target, on: loop).lease(deadline: deadline) }
+        leased.whenFailure { error in self.refreshIfUnreachable(error) }
+        return leased
+    }
+
+    /// A node that cannot be reached may have been replaced (a replica promoted): read the map.
+    private func refreshIfUnreachable(_ error: any Error) {
+        if let code = (error as? RedisError)?.code, [.connectionRefused, .connectionClosed, .circuitOpen, .timeout].contains(code) {
+            self.refreshSoon()
+        }
     }
 
     // MARK: The slot map
@@ -279,7 +305,7 @@ final class RedisCluster: Sendable {
     private func refreshSoon() {
         let now = ContinuousClock.now
         let start = self.refresh.withLock { state -> Bool in
-            guard !state.running, state.last.map({ now - $0 >= Self.refreshInterval }) ?? true else {
+            guard !state.stopped, !state.running, state.last.map({ now - $0 >= Self.refreshInterval }) ?? true else {
                 return false
             }
             state.running = true
@@ -334,6 +360,15 @@ final class RedisCluster: Sendable {
     /// Reads the slot map, then dials every primary on every loop and waits for its `PING`.
     func connect() async throws {
         try await self.refreshMap()
+        self.refresh.withLock { state in
+            guard !state.stopped, state.periodic == nil else {
+                return
+            }
+            let every = Self.periodicRefresh.timeAmount
+            state.periodic = self.firstLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+                self.refreshSoon()
+            }
+        }
         let primaries = self.map.withLock { $0.servingNodes }
         for table in self.loops.values {
             for primary in primaries {
@@ -355,6 +390,16 @@ final class RedisCluster: Sendable {
 
     /// Closes every node's connections.
     func shutdown() async {
+        let periodic = self.refresh.withLock { state -> RepeatedTask? in
+            state.stopped = true
+            defer { state.periodic = nil }
+            return state.periodic
+        }
+        periodic?.cancel()
+        // A refresh under way finishes first: it may still dial a node.
+        while self.refresh.withLock({ $0.running }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         for table in self.loops.values {
             try? await table.loop.flatSubmit {
                 EventLoopFuture.andAllComplete(table.nodes.values.map { $0.shutdown() }, on: table.loop)

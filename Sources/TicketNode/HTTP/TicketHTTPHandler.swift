@@ -89,6 +89,9 @@ final class TicketHTTPHandler: ChannelInboundHandler {
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(body.readableBytes))
             headers.add(name: "X-Ticket-Node", value: name)
+            if let seconds = response.retryAfter {
+                headers.add(name: "Retry-After", value: String(seconds))
+            }
             if !keepAlive {
                 headers.add(name: "Connection", value: "close")
             }

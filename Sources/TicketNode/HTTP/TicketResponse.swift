@@ -11,9 +11,11 @@ struct TicketResponse: Sendable {
     /// The body's `code` (for the stat log); 1 for plain successful answers.
     var code: Int
     var body: String
+    /// Seconds to wait before asking again (`Retry-After`), for answers that say "later".
+    var retryAfter: Int?
 
-    static func json(_ status: HTTPResponseStatus, code: Int = 1, _ body: String) -> TicketResponse {
-        TicketResponse(status: status, code: code, body: body)
+    static func json(_ status: HTTPResponseStatus, code: Int = 1, _ body: String, retryAfter: Int? = nil) -> TicketResponse {
+        TicketResponse(status: status, code: code, body: body, retryAfter: retryAfter)
     }
 
     static func error(_ status: HTTPResponseStatus, code: Int, _ message: String) -> TicketResponse {

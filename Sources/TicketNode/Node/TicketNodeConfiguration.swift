@@ -18,6 +18,14 @@ public struct TicketNodeConfiguration: Sendable {
     public var refreshInterval: Duration
     /// Where to append one line per request (`nil`: no stat log).
     public var statLogPath: String?
+    /// Replicas that must acknowledge each purchase and payment (`WAIT`) before it is answered
+    /// as done; 0 answers as soon as the primary has it.
+    public var minReplicasAck: Int = 0
+    /// How long a purchase waits for those acknowledgements before it is answered
+    /// `unconfirmed` (code -8) and left to the reconciler.
+    public var replicaAckTimeout: Duration = .milliseconds(100)
+    /// How often unconfirmed purchases and payments are looked at again.
+    public var reconcileInterval: Duration = .seconds(1)
 
     public init(
         host: String = "127.0.0.1",

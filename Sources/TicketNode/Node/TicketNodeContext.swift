@@ -15,6 +15,8 @@ final class TicketNodeContext: Sendable {
     let statLog: StatLog?
     /// One "purchase failed" line per second at most while Redis is away.
     private let failureLog = Mutex(EventThrottle(interval: .seconds(1)))
+    /// Purchases and payments answered `unconfirmed`, until reconciled.
+    private let unconfirmed = Mutex(UnconfirmedWrites())
 
     init(name: String, store: any TicketStore, stock: LocalStock, statLog: StatLog?, logger: Logger) {
         self.name = name
@@ -105,6 +107,13 @@ final class TicketNodeContext: Sendable {
             case .alreadyHolds(let order):
                 stock.giveBack()
                 return .json(.ok, code: -2, "{\"code\":-2,\"msg\":\"account already holds a ticket\",\"order\":\(jsonString(order))}")
+            case .unconfirmed(let order, let acknowledged, let required):
+                // The share stays taken until the reconciler knows whether the order survived.
+                self.remember(UnconfirmedWrite(order: order, account: account, payment: false))
+                return .json(.serviceUnavailable, code: -13, """
+                    {"code":-13,"msg":"purchase not confirmed: \(acknowledged) of \(required) replicas acknowledged it in time; \
+                    ask again (the order is kept if it survives a fail-over)","order":\(jsonString(order))}
+                    """, retryAfter: 1)
             }
         }.flatMapErrorThrowing { error in
             stock.giveBack()
@@ -139,6 +148,12 @@ final class TicketNodeContext: Sendable {
                 return .error(.gone, code: -6, "the reservation expired and its ticket went back to stock")
             case .notYourOrder:
                 return .error(.forbidden, code: -7, "the order belongs to another account")
+            case .unconfirmed(let acknowledged, let required):
+                self.remember(UnconfirmedWrite(order: order, account: account, payment: true))
+                return .json(.serviceUnavailable, code: -13, """
+                    {"code":-13,"msg":"payment not confirmed: \(acknowledged) of \(required) replicas acknowledged it in time; \
+                    pay again (paying twice is harmless)","order":\(jsonString(order))}
+                    """, retryAfter: 1)
             }
         }.flatMapErrorThrowing { error in
             .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
@@ -167,14 +182,85 @@ final class TicketNodeContext: Sendable {
     private func stockReport(on eventLoop: any EventLoop) -> EventLoopFuture<TicketResponse> {
         let local = self.stock.snapshot
         let name = self.name
+        let writes = self.unconfirmed.withLock { $0 }
         return self.store.status(on: eventLoop).map { status -> TicketResponse in
             .json(.ok, """
                 {"total":\(status.total),"sold":\(status.sold),"paid":\(status.paid),"reserved":\(status.reserved),\
                 "remaining":\(status.remaining),"node":{"name":\(jsonString(name)),"share":\(local.share),\
-                "limit":\(local.limit),"taken":\(local.taken),"sold_out":\(local.soldOut)}}
+                "limit":\(local.limit),"taken":\(local.taken),"sold_out":\(local.soldOut),\
+                "unconfirmed":\(writes.pending.count),"confirmed_later":\(writes.confirmed),"lost":\(writes.lost)}}
                 """)
         }.flatMapErrorThrowing { error in
             .error(.serviceUnavailable, code: -5, "stock store unavailable: \(error)")
         }
     }
+
+    // MARK: Unconfirmed writes
+
+    private func remember(_ write: UnconfirmedWrite) {
+        let new = self.unconfirmed.withLock { $0.pending.insert(write).inserted }
+        if new {
+            self.logger.warning("write not acknowledged by enough replicas; reconciling later", metadata: [
+                "order": "\(write.order)", "account": "\(write.account)", "payment": "\(write.payment)",
+            ])
+        }
+    }
+
+    /// How many purchases and payments wait for reconciliation.
+    var unconfirmedCount: Int {
+        self.unconfirmed.withLock { $0.pending.count }
+    }
+
+    /// Looks again at every unconfirmed write (the reconciler, every `reconcileInterval`, one
+    /// store call for all): a confirmed one is done; a lost purchase gives its share back (the
+    /// account may buy again); a lost payment leaves the reservation unpaid (the buyer pays
+    /// again); a pending one, or all when the store cannot be asked, wait for the next round.
+    func reconcile(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let writes = self.unconfirmed.withLock { Array($0.pending) }
+        guard !writes.isEmpty else {
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        return self.store.reconcile(writes, on: eventLoop).map { results in
+            for (write, result) in zip(writes, results) {
+                self.settle(write, result)
+            }
+        }.recover { error in
+            self.warnThrottled("reconciliation failed; trying again", error: error)
+        }
+    }
+
+    private func settle(_ write: UnconfirmedWrite, _ result: Reconciliation) {
+        guard result != .pending else {
+            return
+        }
+        let removed = self.unconfirmed.withLock { writes -> Bool in
+            guard writes.pending.remove(write) != nil else {
+                return false
+            }
+            if result == .confirmed {
+                writes.confirmed += 1
+            } else {
+                writes.lost += 1
+            }
+            return true
+        }
+        guard removed else {
+            return
+        }
+        if result == .lost && !write.payment {
+            self.stock.giveBack()
+        }
+        self.logger.notice(result == .confirmed ? "unconfirmed write confirmed" : "unconfirmed write lost in a fail-over", metadata: [
+            "order": "\(write.order)", "account": "\(write.account)", "payment": "\(write.payment)",
+        ])
+    }
+}
+
+/// Purchases and payments the primary recorded but too few replicas acknowledged in time.
+struct UnconfirmedWrites: Sendable {
+    var pending: Set<UnconfirmedWrite> = []
+    /// Reconciled as kept.
+    var confirmed = 0
+    /// Reconciled as lost (not on the primary after a fail-over).
+    var lost = 0
 }

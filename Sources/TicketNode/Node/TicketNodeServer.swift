@@ -6,7 +6,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A running ticket node: the HTTP listener, the reaper and the stock refresher.
+/// A running ticket node: the HTTP listener, the reaper, the stock refresher and the
+/// reconciler of unconfirmed writes.
 ///
 /// The reaper returns expired reservations to stock every `reapInterval` (every node runs one;
 /// the script is idempotent). The refresher looks at the global stock every `refreshInterval`
@@ -55,7 +56,8 @@ public final class TicketNodeServer: Sendable {
         group: any EventLoopGroup,
         logger: Logger = Logger(label: "spikegate.ticket-node")
     ) async throws -> TicketNodeServer {
-        let store = try SaleStore(redis: redis, sale: configuration.sale)
+        let acknowledgement = SaleStore.Acknowledgement(replicas: configuration.minReplicasAck, timeout: configuration.replicaAckTimeout)
+        let store = try SaleStore(redis: redis, sale: configuration.sale, acknowledgement: acknowledgement)
         try await store.loadScripts()
         return try await Self.start(configuration: configuration, store: store, group: group, logger: logger)
     }
@@ -86,7 +88,7 @@ public final class TicketNodeServer: Sendable {
             try? await statLog?.close(on: loop)
             throw error
         }
-        let tasks = Self.startTimers(configuration: configuration, store: store, stock: stock, on: loop, logger: logger)
+        let tasks = Self.startTimers(configuration: configuration, context: context, on: loop, logger: logger)
         logger.info("ticket node listening", metadata: [
             "address": "\(configuration.host):\(bound.localAddress?.port ?? configuration.port)",
             "sale": "\(configuration.sale)", "name": "\(configuration.name)", "share": "\(configuration.localStock)",
@@ -116,11 +118,12 @@ public final class TicketNodeServer: Sendable {
 
     private static func startTimers(
         configuration: TicketNodeConfiguration,
-        store: any TicketStore,
-        stock: LocalStock,
+        context: TicketNodeContext,
         on loop: any EventLoop,
         logger: Logger
     ) -> [RepeatedTask] {
+        let store = context.store
+        let stock = context.stock
         let reaper = loop.scheduleRepeatedAsyncTask(initialDelay: configuration.reapInterval.timeAmount, delay: configuration.reapInterval.timeAmount) { _ in
             store.reap(limit: 1_000, on: loop).map { returned in
                 if returned > 0 {
@@ -135,7 +138,10 @@ public final class TicketNodeServer: Sendable {
                 logger.warning("stock refresh failed", metadata: ["error": "\(error)"])
             }
         }
-        return [reaper, refresher]
+        let reconciler = loop.scheduleRepeatedAsyncTask(initialDelay: configuration.reconcileInterval.timeAmount, delay: configuration.reconcileInterval.timeAmount) { _ in
+            context.reconcile(on: loop)
+        }
+        return [reaper, refresher, reconciler]
     }
 
     /// Reopens a closed node when the global stock has tickets left (what the refresher does
@@ -175,6 +181,11 @@ public final class TicketNodeServer: Sendable {
     /// Stops at once: no grace for requests in flight (tests use it to "kill" a node).
     public func stop() async throws {
         try await self.shutdown(gracePeriod: .zero)
+    }
+
+    /// Purchases and payments answered `unconfirmed` and not yet reconciled.
+    public var unconfirmedWrites: Int {
+        self.context.unconfirmedCount
     }
 
     /// Completes when the listener closes.

@@ -68,6 +68,19 @@ public final class MemorySaleStore: TicketStore {
         self.answer(on: eventLoop) { ledger, now in ledger.reap(limit: limit, now: now) }
     }
 
+    /// Nothing is ever unconfirmed here (there are no replicas); a write the ledger has is
+    /// confirmed.
+    public func reconcile(_ writes: [UnconfirmedWrite], on eventLoop: (any EventLoop)?) -> EventLoopFuture<[Reconciliation]> {
+        self.answer(on: eventLoop) { ledger, _ in
+            writes.map { write in
+                guard let record = ledger.order(id: write.order), record.account == write.account, !write.payment || record.state == .paid else {
+                    return .lost
+                }
+                return .confirmed
+            }
+        }
+    }
+
     public func ping(on eventLoop: (any EventLoop)?) -> EventLoopFuture<Void> {
         (eventLoop ?? self.group.next()).makeSucceededVoidFuture()
     }

@@ -1,3 +1,4 @@
+import Foundation
 import GateCore
 import GateRedis
 import NIOCore
@@ -7,17 +8,87 @@ import NIOCore
 /// Future-returning methods take the event loop to complete on (a NIO handler's own); the
 /// `async` ones are for the command line and tests.
 public final class SaleStore: TicketStore {
+    /// How many replicas must have a purchase or payment before it is answered (`WAIT` after
+    /// the script), and how long to wait for them.
+    public struct Acknowledgement: Sendable, Hashable {
+        public var replicas: Int
+        public var timeout: Duration
+
+        public init(replicas: Int, timeout: Duration) {
+            self.replicas = replicas
+            self.timeout = timeout
+        }
+
+        /// `WAIT replicas milliseconds`.
+        var command: RedisCommand {
+            RedisCommand("WAIT", .integer(Int64(self.replicas)), .integer(max(1, self.timeout.nanosecondsClamped / 1_000_000)))
+        }
+    }
+
     public let keys: SaleKeys
     public let redis: RedisClient
+    /// `nil`: answered as soon as the primary has the write (replication is asynchronous).
+    public let acknowledgement: Acknowledgement?
 
     public var sale: String {
         self.keys.sale
     }
 
-    /// A store for sale `sale` on `redis`; throws `invalidSale` for an unusable id.
-    public init(redis: RedisClient, sale: String) throws(SaleError) {
+    /// A store for sale `sale` on `redis`; throws `invalidSale` for an unusable id. With
+    /// `acknowledgement`, purchases and payments run on an exclusive connection followed by
+    /// `WAIT`, and one acknowledged by too few replicas is answered `unconfirmed`.
+    public init(redis: RedisClient, sale: String, acknowledgement: Acknowledgement? = nil) throws(SaleError) {
         self.keys = try SaleKeys(sale: sale)
         self.redis = redis
+        self.acknowledgement = acknowledgement.flatMap { $0.replicas > 0 ? $0 : nil }
+    }
+
+    /// What a script's reply did to the data, for the replica acknowledgement.
+    enum Effect {
+        /// Nothing to make durable (sold out, not found, …).
+        case none
+        /// It wrote: `WAIT` for the replicas.
+        case wrote
+        /// It found the write already there (held, paid before): a retry of a write that may
+        /// have been answered "not confirmed". Only a fresh write behind it, acknowledged,
+        /// proves the replicas have it too (`WAIT` counts this connection's writes).
+        case found
+    }
+
+    /// Runs `script` and, with an acknowledgement required, makes what `effect` says durable
+    /// on the same connection: the reply, and how many replicas acknowledged (`nil` when
+    /// nobody asked). A `WAIT` that fails counts as none.
+    private func evaluate(
+        _ script: RedisScript,
+        arguments: [RedisArgument],
+        on eventLoop: (any EventLoop)?,
+        effect: @escaping @Sendable (RESPValue) -> Effect
+    ) -> EventLoopFuture<(reply: RESPValue, acknowledged: Int?)> {
+        guard let acknowledgement = self.acknowledgement else {
+            return self.redis.evaluate(script, keys: self.keys.all, arguments: arguments, on: eventLoop).map { ($0, nil) }
+        }
+        let keys = self.keys.all
+        let meta = self.keys.meta
+        return self.redis.leaseConnection(forKey: self.keys.meta, on: eventLoop).flatMap { connection in
+            connection.evaluate(script, keys: keys, arguments: arguments).flatMap { reply -> EventLoopFuture<(reply: RESPValue, acknowledged: Int?)> in
+                let marked: EventLoopFuture<Void>
+                switch effect(reply) {
+                case .none:
+                    return connection.eventLoop.makeSucceededFuture((reply, nil))
+                case .wrote:
+                    marked = connection.eventLoop.makeSucceededVoidFuture()
+                case .found:
+                    marked = connection.send(RedisCommand("HINCRBY", .string(meta), "acknowledged_checks", 1)).map { _ in }
+                }
+                return marked.flatMap {
+                    connection.send(acknowledgement.command, timeout: acknowledgement.timeout + .seconds(1))
+                }
+                .map { acknowledged in (reply, Int(acknowledged.int ?? 0)) }
+                .recover { _ in (reply, 0) }
+            }.always { _ in
+                connection.release()
+            }
+        }
     }
 
     /// Loads every script into Redis's cache (start-up warm-up; `EVALSHA` reloads on its own).
@@ -79,48 +150,67 @@ public final class SaleStore: TicketStore {
     /// Reserves a ticket for `account`, recorded as sold by node `node`.
     public func buy(account: String, node: String, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<PurchaseOutcome> {
         let sale = self.keys.sale
-        return self.redis.evaluate(
-            SaleScripts.buy,
-            keys: self.keys.all,
-            arguments: [.string(account), .string(node)],
-            on: eventLoop
-        ).flatMapThrowing { reply in
-            guard let fields = reply.array, let code = fields.first?.int else {
-                throw SaleError(code: .unexpectedReply, message: "buy answered \(reply)")
+        let required = self.acknowledgement?.replicas ?? 0
+        return self.evaluate(SaleScripts.buy, arguments: [.string(account), .string(node)], on: eventLoop) { reply in
+            switch reply.array?.first?.int {
+            case 1: .wrote
+            case -2: .found
+            default: .none
             }
-            switch (code, fields.count) {
-            case (1, 5):
-                return .reserved(
-                    order: fields[3].string ?? "",
-                    sold: Int(fields[1].int ?? 0),
-                    total: Int(fields[2].int ?? 0),
-                    expiresAtMilliseconds: fields[4].int ?? 0
-                )
-            case (-1, 3):
-                return .soldOut(sold: Int(fields[1].int ?? 0), total: Int(fields[2].int ?? 0))
-            case (-2, 4):
-                return .alreadyHolds(order: fields[3].string ?? "")
-            case (-3, _):
-                throw SaleError(code: .noSuchSale, message: "sale '\(sale)' is not initialised (spikegate sale init)")
+        }.flatMapThrowing { reply, acknowledged in
+            let outcome = try Self.purchaseOutcome(reply, sale: sale)
+            guard let acknowledged, acknowledged < required else {
+                return outcome
+            }
+            switch outcome {
+            case .reserved(let order, _, _, _), .alreadyHolds(let order):
+                return .unconfirmed(order: order, acknowledged: acknowledged, required: required)
             default:
-                throw SaleError(code: .unexpectedReply, message: "buy answered \(reply)")
+                return outcome
             }
+        }
+    }
+
+    private static func purchaseOutcome(_ reply: RESPValue, sale: String) throws -> PurchaseOutcome {
+        guard let fields = reply.array, let code = fields.first?.int else {
+            throw SaleError(code: .unexpectedReply, message: "buy answered \(reply)")
+        }
+        switch (code, fields.count) {
+        case (1, 5):
+            return .reserved(
+                order: fields[3].string ?? "",
+                sold: Int(fields[1].int ?? 0),
+                total: Int(fields[2].int ?? 0),
+                expiresAtMilliseconds: fields[4].int ?? 0
+            )
+        case (-1, 3):
+            return .soldOut(sold: Int(fields[1].int ?? 0), total: Int(fields[2].int ?? 0))
+        case (-2, 4):
+            return .alreadyHolds(order: fields[3].string ?? "")
+        case (-3, _):
+            throw SaleError(code: .noSuchSale, message: "sale '\(sale)' is not initialised (spikegate sale init)")
+        default:
+            throw SaleError(code: .unexpectedReply, message: "buy answered \(reply)")
         }
     }
 
     /// Pays `order` on behalf of `account`.
     public func pay(order: String, account: String, on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<PaymentOutcome> {
-        self.redis.evaluate(
-            SaleScripts.pay,
-            keys: self.keys.all,
-            arguments: [.string(order), .string(account)],
-            on: eventLoop
-        ).flatMapThrowing { reply in
+        let required = self.acknowledgement?.replicas ?? 0
+        return self.evaluate(SaleScripts.pay, arguments: [.string(order), .string(account)], on: eventLoop) { reply in
+            switch reply.array?.first?.int {
+            // Paid now, or a reservation found expired and returned to stock.
+            case 1, -6: .wrote
+            case 2: .found
+            default: .none
+            }
+        }.flatMapThrowing { reply, acknowledged in
+            let confirmed = acknowledged.map { $0 >= required } ?? true
             switch reply.array?.first?.int {
             case 1:
-                return .paid
+                return confirmed ? .paid : .unconfirmed(acknowledged: acknowledged ?? 0, required: required)
             case 2:
-                return .alreadyPaid
+                return confirmed ? .alreadyPaid : .unconfirmed(acknowledged: acknowledged ?? 0, required: required)
             case -4:
                 return .noSuchOrder
             case -6:
@@ -139,6 +229,55 @@ public final class SaleStore: TicketStore {
         self.redis.send(RedisCommand("HGET", .string(self.keys.orders), .string(id)), on: eventLoop).map { reply in
             reply.string
         }
+    }
+
+    /// Looks again at unconfirmed purchases and payments, on one connection: their records in
+    /// one pipeline; a write the primary no longer has (the order gone, its id now another
+    /// account's, a payment no longer paid) is `lost`. If any is still there, one fresh write
+    /// behind them all (a counter in the sale's meta) and one `WAIT`: replication keeps order,
+    /// so when enough replicas acknowledge it they have every record before it — `confirmed`;
+    /// otherwise `pending`.
+    public func reconcile(_ writes: [UnconfirmedWrite], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<[Reconciliation]> {
+        let orders = self.keys.orders
+        let meta = self.keys.meta
+        let acknowledgement = self.acknowledgement
+        guard !writes.isEmpty else {
+            return (eventLoop ?? self.redis.eventLoops[0]).makeSucceededFuture([])
+        }
+        return self.redis.leaseConnection(forKey: meta, on: eventLoop).flatMap { connection in
+            connection.pipeline(writes.map { RedisCommand("HGET", .string(orders), .string($0.order)) }).flatMap { replies -> EventLoopFuture<[Reconciliation]> in
+                // A purchase is kept if its order is there (paid or expired since, it was
+                // real); a payment only if the order is paid.
+                let kept = zip(writes, replies).map { write, reply -> Bool in
+                    guard let record = reply.string, let fields = Self.fields(ofOrder: record) else {
+                        return false
+                    }
+                    return fields.account == write.account && (!write.payment || fields.status == "paid")
+                }
+                guard kept.contains(true), let acknowledgement else {
+                    return connection.eventLoop.makeSucceededFuture(kept.map { $0 ? .confirmed : .lost })
+                }
+                return connection.send(RedisCommand("HINCRBY", .string(meta), "acknowledged_checks", 1)).flatMap { _ in
+                    connection.send(acknowledgement.command, timeout: acknowledgement.timeout + .seconds(1))
+                }.map { acknowledged in
+                    let durable = Int(acknowledged.int ?? 0) >= acknowledgement.replicas
+                    return kept.map { $0 ? (durable ? .confirmed : .pending) : .lost }
+                }
+            }.always { _ in
+                connection.release()
+            }
+        }
+    }
+
+    /// The `account` and `status` of an order's JSON record.
+    static func fields(ofOrder record: String) -> (account: String, status: String)? {
+        guard let data = record.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let account = object["account"] as? String, let status = object["status"] as? String
+        else {
+            return nil
+        }
+        return (account, status)
     }
 
     /// Answers when Redis answers `PING`.

@@ -25,6 +25,10 @@ public protocol TicketStore: Sendable {
     /// Returns up to `limit` expired reservations to stock; how many it returned.
     func reap(limit: Int, on eventLoop: (any EventLoop)?) -> EventLoopFuture<Int>
 
+    /// Looks again at purchases and payments answered `unconfirmed`; one result per write, in
+    /// order.
+    func reconcile(_ writes: [UnconfirmedWrite], on eventLoop: (any EventLoop)?) -> EventLoopFuture<[Reconciliation]>
+
     /// Fails when the store cannot be reached (a node's `/health`).
     func ping(on eventLoop: (any EventLoop)?) -> EventLoopFuture<Void>
 }
@@ -53,5 +57,20 @@ extension TicketStore {
     /// Async form of `reap`.
     public func reap(limit: Int = 1_000) async throws -> Int {
         try await self.reap(limit: limit, on: nil).get()
+    }
+}
+
+/// A purchase (or, with `payment`, a payment) of `order` by `account` that too few replicas
+/// acknowledged in time. Order ids can repeat after a fail-over lost writes, so the account is
+/// part of what names it.
+public struct UnconfirmedWrite: Sendable, Hashable {
+    public let order: String
+    public let account: String
+    public let payment: Bool
+
+    public init(order: String, account: String, payment: Bool) {
+        self.order = order
+        self.account = account
+        self.payment = payment
     }
 }

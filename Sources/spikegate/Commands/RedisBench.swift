@@ -147,7 +147,7 @@ struct RedisBench: AsyncParsableCommand {
         end: NIODeadline,
         done: Int
     ) -> EventLoopFuture<Int> {
-        client.leaseConnection(on: loop).flatMap { connection in
+        client.leaseConnection(forKey: key, on: loop).flatMap { connection in
             connection.pipeline([RedisCommand("WATCH", .string(key)), RedisCommand("GET", .string(key))])
                 .flatMap { replies in
                     let current = replies.last?.int ?? 0

@@ -22,8 +22,14 @@ struct TicketNodeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:3001"
 
-    @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path).")
+    @Option(help: "Redis URL (redis://[user:password@]host:port/db, unix:///path, redis-cluster://host:port,host:port or redis-sentinel://host:26379,host:26379/primary-name).")
     var redis = "redis://127.0.0.1:6379"
+
+    @Option(help: "Replicas that must acknowledge each purchase and payment (WAIT) before it is answered as done; fewer in time: answered 'not confirmed' (code -13) and reconciled later. 0: no wait.")
+    var minReplicasAck = 0
+
+    @Option(help: "How long a purchase waits for --min-replicas-ack acknowledgements.")
+    var replicaAckTimeout = "100ms"
 
     @Option(help: "How long one Redis command may take before the request is answered 503.")
     var redisTimeout = "500ms"
@@ -68,11 +74,15 @@ struct TicketNodeCommand: AsyncParsableCommand {
         guard self.threads > 0 else {
             throw ValidationError("--threads must be positive")
         }
+        guard (0...16).contains(self.minReplicasAck) else {
+            throw ValidationError("--min-replicas-ack must be from 0 to 16")
+        }
         if let statLog = self.statLog, statLog.isEmpty {
             throw ValidationError("--stat-log needs a file path")
         }
         for (option, text) in [
             ("--reap-interval", self.reapInterval), ("--refresh-interval", self.refreshInterval), ("--redis-timeout", self.redisTimeout),
+            ("--replica-ack-timeout", self.replicaAckTimeout),
         ] {
             do {
                 guard try DurationText.parse(text) > .zero else {
@@ -112,7 +122,7 @@ struct TicketNodeCommand: AsyncParsableCommand {
         var redisConfiguration = try RedisConfiguration(url: self.redis)
         redisConfiguration.commandTimeout = try DurationText.parse(self.redisTimeout)
         let logger = Logger(label: "spikegate.ticket-node")
-        let configuration = TicketNodeConfiguration(
+        var configuration = TicketNodeConfiguration(
             host: host,
             port: port,
             sale: self.sale,
@@ -123,6 +133,8 @@ struct TicketNodeCommand: AsyncParsableCommand {
             refreshInterval: try DurationText.parse(self.refreshInterval),
             statLogPath: self.statLog
         )
+        configuration.minReplicasAck = self.minReplicasAck
+        configuration.replicaAckTimeout = try DurationText.parse(self.replicaAckTimeout)
         let drainTimeout = try DurationText.parse(self.drainTimeout)
         try await RedisClient.withClient(configuration: redisConfiguration, threads: self.threads, logger: logger) { redis, group in
             try await redis.connect()
