@@ -61,6 +61,29 @@ struct SoldOutTests {
         }
     }
 
+    @Test("one backend's 'sold out' (its own share used up) does not latch the route while another still sells; every backend's does")
+    func oneBackendSoldOutIsNotTheSale() async throws {
+        try await GatewayHarness.with(weights: [1, 1], routes: Self.routes("{json_code: -1, recheck: 1m}")) { harness in
+            harness.backends[0].stock = 0
+            harness.backends[1].stock = 4
+            let connection = try await harness.connect()
+            var bodies: [String] = []
+            for _ in 0..<12 {
+                bodies.append(try await connection.request(.GET, "/sale").body)
+            }
+            // Every ticket of the second backend sold, though the first said "sold out" first.
+            #expect(bodies.filter { $0 == #"{"code":1,"msg":"ok"}"# }.count == 4, "\(bodies)")
+            #expect(harness.backends[1].requests >= 5, "the second backend answered until it ran out too")
+            // Both now say "sold out": the route is latched and answered by the gateway.
+            #expect(harness.gateway.soldOutState(route: "* /sale").latched)
+            let before = harness.backends.map(\.requests).reduce(0, +)
+            for _ in 0..<10 {
+                #expect(try await connection.request(.GET, "/sale").body == Self.soldOutBody)
+            }
+            #expect(harness.backends.map(\.requests).reduce(0, +) == before)
+        }
+    }
+
     @Test("a probe refused before the backend (here by a window's limit) is handed to the next request, which finds the tickets that came back")
     func aRefusedProbeIsNotSpent() async throws {
         let routes = "  - path: /sale\n    upstream: tickets\n    sold_out: {json_code: -1, recheck: 2s}\n    windows: [burst]\n"

@@ -146,6 +146,12 @@ final class LoopState {
         return position
     }
 
+    /// How many of `upstream`'s backends take traffic now (as this loop balances).
+    func servingBackends(of upstream: Upstream) -> Int {
+        let position = self.refreshBalancer(upstream)
+        return self.balancers.values[position].weights.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+    }
+
     /// Admits a request for `upstream` (see `LoopAdmission.arrive`).
     func admit(_ upstream: Upstream, priority: AdmissionPriority, now: MonotonicInstant) -> LoopAdmission.Arrival {
         self.refreshBalancer(upstream)

@@ -31,6 +31,9 @@ final class SoldOutBoard: Sendable {
         var latch: SoldOutLatch
         /// What is answered while latched: the backend's own sold-out answer, as it gave it.
         var answer: Answer
+        /// While open: the backends whose last answer was "sold out". The route latches when
+        /// this covers every backend serving it.
+        var soldOutBackends: Set<Endpoint> = []
     }
 
     /// The answer while latched when no backend answer was seen (the stock in Redis said so).
@@ -38,6 +41,8 @@ final class SoldOutBoard: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     private let latchedCount = Atomic(0)
+    /// Open routes with a backend that said "sold out": zero lets other answers skip the lock.
+    private let doubtedCount = Atomic(0)
 
     /// What to do with a request on `route` at `now`. `probes`: whether a latched route lets
     /// one request through every recheck (not when the stock in Redis is read instead).
@@ -61,12 +66,55 @@ final class SoldOutBoard: Sendable {
         }
     }
 
+    /// Backend `backend` answered "sold out" on `route`, which `serving` backends serve. One
+    /// backend's "sold out" may only mean its own share is used up (a ticket node answers so from
+    /// memory until it sees the global stock again) while the others still sell: the route
+    /// latches once every serving backend's last answer was "sold out".
+    func sawSoldOut(route: String, backend: Endpoint, serving: Int, recheck: Duration, answer: LocalAnswer?, now: MonotonicInstant) {
+        let everyBackend = self.entries.withLock { entries -> Bool in
+            var entry = entries[route] ?? Entry(latch: SoldOutLatch(recheck: recheck), answer: Self.defaultAnswer)
+            guard entry.latch.state == .open else {
+                return false
+            }
+            if entry.soldOutBackends.isEmpty {
+                self.doubtedCount.add(1, ordering: .relaxed)
+            }
+            entry.soldOutBackends.insert(backend)
+            let all = entry.soldOutBackends.count >= max(1, serving)
+            entries[route] = entry
+            return all
+        }
+        if everyBackend {
+            self.latch(route: route, recheck: recheck, answer: answer, now: now)
+        }
+    }
+
+    /// Backend `backend` answered something other than "sold out" on `route`: it sells.
+    func sawAvailable(route: String, backend: Endpoint) {
+        guard self.doubtedCount.load(ordering: .relaxed) > 0 else {
+            return
+        }
+        self.entries.withLock { entries in
+            guard var entry = entries[route], entry.soldOutBackends.remove(backend) != nil else {
+                return
+            }
+            if entry.soldOutBackends.isEmpty {
+                self.doubtedCount.subtract(1, ordering: .relaxed)
+            }
+            entries[route] = entry
+        }
+    }
+
     /// A backend (or the stock) said `route` is sold out at `now`; `answer` is what to repeat.
     func latch(route: String, recheck: Duration, answer: LocalAnswer?, now: MonotonicInstant) {
         let newlyLatched = self.entries.withLock { entries -> Bool in
             var entry = entries[route] ?? Entry(latch: SoldOutLatch(recheck: recheck), answer: Self.defaultAnswer)
             let wasOpen = entry.latch.state == .open
             entry.latch.observedSoldOut(now: now)
+            if !entry.soldOutBackends.isEmpty {
+                entry.soldOutBackends.removeAll()
+                self.doubtedCount.subtract(1, ordering: .relaxed)
+            }
             if let answer {
                 entry.answer = Answer(answer)
             }

@@ -85,17 +85,30 @@ extension ProxyServerHandler {
         }
     }
 
-    /// The answer of a watched route ended: latch it when it said "sold out" (repeating that
-    /// answer from now on), open it when a probe found tickets.
-    func settle(_ watch: SoldOutWatch) {
+    /// The answer of a watched route ended: latch it once every serving backend has said
+    /// "sold out" (repeating that answer from now on; a probe's "sold out" keeps it latched),
+    /// open it when a probe found tickets.
+    func settle(_ watch: SoldOutWatch, backend: BackendKey?, serving: @autoclosure () -> Int) {
         let board = self.settings.soldOut
         if SoldOutBoard.saysSoldOut(policy: watch.policy, hasHeader: watch.hasHeader, body: watch.body) {
             let answer = watch.body.map {
                 LocalAnswer(status: HTTPResponseStatus(statusCode: watch.status), contentType: watch.contentType, body: $0).prebuilt()
             }
-            board.latch(route: watch.route, recheck: watch.policy.recheck, answer: answer, now: .now())
-        } else if watch.probe && watch.status < 500 {
-            board.open(route: watch.route)
+            if let backend {
+                board.sawSoldOut(
+                    route: watch.route, backend: backend.endpoint, serving: serving(),
+                    recheck: watch.policy.recheck, answer: answer, now: .now()
+                )
+            } else {
+                board.latch(route: watch.route, recheck: watch.policy.recheck, answer: answer, now: .now())
+            }
+        } else if watch.status < 500 {
+            if let backend {
+                board.sawAvailable(route: watch.route, backend: backend.endpoint)
+            }
+            if watch.probe {
+                board.open(route: watch.route)
+            }
         }
     }
 }

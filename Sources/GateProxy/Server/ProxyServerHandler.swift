@@ -1203,7 +1203,7 @@ extension ProxyServerHandler: UpstreamExchange {
         }
         if let watch = exchange.soldOutWatch {
             exchange.soldOutWatch = nil
-            self.settle(watch)
+            self.settle(watch, backend: exchange.backend, serving: self.loop.servingBackends(of: exchange.upstream))
         }
         self.logAccess(status: self.access?.status ?? 0, decision: GatewayMetrics.Decision.forwarded.rawValue)
         if let upstream = self.upstream {
