@@ -37,7 +37,8 @@ final class RedisCluster: Sendable {
     static let periodicRefresh = Duration.seconds(5)
 
     private struct RefreshState {
-        var running = false
+        /// The refresh under way.
+        var task: Task<Void, Never>?
         var last: ContinuousClock.Instant?
         var stopped = false
         var periodic: RepeatedTask?
@@ -304,25 +305,20 @@ final class RedisCluster: Sendable {
     /// Starts a refresh unless one runs or one ran within `refreshInterval`.
     private func refreshSoon() {
         let now = ContinuousClock.now
-        let start = self.refresh.withLock { state -> Bool in
-            guard !state.stopped, !state.running, state.last.map({ now - $0 >= Self.refreshInterval }) ?? true else {
-                return false
+        self.refresh.withLock { state in
+            guard !state.stopped, state.task == nil, state.last.map({ now - $0 >= Self.refreshInterval }) ?? true else {
+                return
             }
-            state.running = true
-            return true
-        }
-        guard start else {
-            return
-        }
-        Task {
-            do {
-                try await self.refreshMap()
-            } catch {
-                self.logger.warning("redis cluster slot map not refreshed", metadata: ["error": "\(error)"])
-            }
-            self.refresh.withLock { state in
-                state.running = false
-                state.last = ContinuousClock.now
+            state.task = Task {
+                do {
+                    try await self.refreshMap()
+                } catch {
+                    self.logger.warning("redis cluster slot map not refreshed", metadata: ["error": "\(error)"])
+                }
+                self.refresh.withLock { state in
+                    state.task = nil
+                    state.last = ContinuousClock.now
+                }
             }
         }
     }
@@ -390,16 +386,14 @@ final class RedisCluster: Sendable {
 
     /// Closes every node's connections.
     func shutdown() async {
-        let periodic = self.refresh.withLock { state -> RepeatedTask? in
+        let (periodic, refreshing) = self.refresh.withLock { state -> (RepeatedTask?, Task<Void, Never>?) in
             state.stopped = true
             defer { state.periodic = nil }
-            return state.periodic
+            return (state.periodic, state.task)
         }
         periodic?.cancel()
         // A refresh under way finishes first: it may still dial a node.
-        while self.refresh.withLock({ $0.running }) {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        await refreshing?.value
         for table in self.loops.values {
             try? await table.loop.flatSubmit {
                 EventLoopFuture.andAllComplete(table.nodes.values.map { $0.shutdown() }, on: table.loop)

@@ -1,4 +1,3 @@
-import Foundation
 import GateCore
 import GateRedis
 import NIOCore
@@ -271,9 +270,8 @@ public final class SaleStore: TicketStore {
 
     /// The `account` and `status` of an order's JSON record.
     static func fields(ofOrder record: String) -> (account: String, status: String)? {
-        guard let data = record.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let account = object["account"] as? String, let status = object["status"] as? String
+        guard let members = try? JSONObjectReader.members(of: Array(record.utf8)),
+            case .string(let account)? = members["account"], case .string(let status)? = members["status"]
         else {
             return nil
         }
